@@ -1,0 +1,298 @@
+import { Emitter } from './emitter.js';
+
+/** The standard WebSocket constructor: globalThis.WebSocket in browsers, Deno, Bun, Workers and Node ≥ 22; `ws` in older Node. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: object) => WebSocketLike;
+
+/** The part of the WHATWG WebSocket interface the socket uses. */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly bufferedAmount?: number;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface SocketOptions {
+  /** The bridge endpoint, e.g. `wss://bridge.example.com/v1`. */
+  url: string | URL;
+  /** WebSocket implementation; defaults to globalThis.WebSocket. Pass `ws` in Node < 22. */
+  WebSocket?: WebSocketConstructor;
+  /** Largest WebSocket message sent; larger writes are split. Default 1 MiB (Workers accept up to 32 MiB). */
+  maxMessageBytes?: number;
+  /** `write()` returns false once this many bytes wait to be sent; 'drain' follows. Default 1 MiB. */
+  highWaterMark?: number;
+  /**
+   * Third argument to the WebSocket constructor, read by `ws` and ignored by standard WebSockets.
+   * Default `{ perMessageDeflate: false }`: compressing small protocol messages costs far more
+   * time than it saves bytes (local workerd accepts compression; Cloudflare's edge does not).
+   */
+  webSocketOptions?: object;
+}
+
+/** An Error with the `code` Node's net errors carry, so drivers can tell them apart. */
+export class SocketError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly closeCode?: number,
+  ) {
+    super(message);
+    this.name = 'SocketError';
+  }
+}
+
+const OPEN = 1;
+const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+const DRAIN_POLL_MS = 5;
+const Buffer_ = (globalThis as { Buffer?: { from(data: ArrayBuffer): Uint8Array } }).Buffer;
+
+type WriteCallback = (error?: Error | null) => void;
+
+/**
+ * A Node `net.Socket` look-alike over a WebSocket to pgwire-bridge, with the surface PostgreSQL
+ * drivers use: connect, write, end, destroy, the no-op socket options, and the events connect,
+ * data, end, close, error and drain. Writes made in one tick go out as one WebSocket message,
+ * sent from a microtask (never a timer), and may be made before the WebSocket is open.
+ */
+export class Socket extends Emitter {
+  connecting = false;
+  destroyed = false;
+  writable = true;
+  readable = true;
+
+  private ws: WebSocketLike | null = null;
+  private readonly url: string;
+  private readonly WebSocketImpl: WebSocketConstructor | undefined;
+  private readonly maxMessageBytes: number;
+  private readonly highWaterMark: number;
+  private readonly webSocketOptions: object;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private pendingCallbacks: WriteCallback[] = [];
+  private flushScheduled = false;
+  private needDrain = false;
+  private ended = false;
+  private closeEmitted = false;
+
+  constructor(options: SocketOptions) {
+    super();
+    this.url = String(options.url);
+    this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    this.webSocketOptions = options.webSocketOptions ?? { perMessageDeflate: false };
+  }
+
+  get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
+    if (this.connecting) return 'opening';
+    if (this.readable && this.writable) return 'open';
+    if (this.readable) return 'readOnly';
+    if (this.writable) return 'writeOnly';
+    return 'closed';
+  }
+
+  /** Port and host are the driver's idea of the database: the bridge decides where to connect. */
+  connect(_port?: number | string, _host?: string, callback?: () => void): this {
+    if (callback) this.once('connect', callback);
+    if (!this.WebSocketImpl) {
+      this.fail(new SocketError('no WebSocket implementation: pass one as the WebSocket option', 'ERR_NO_WEBSOCKET'));
+      return this;
+    }
+    this.connecting = true;
+    let ws: WebSocketLike;
+    try {
+      ws = new this.WebSocketImpl(this.url, undefined, this.webSocketOptions);
+    } catch (error) {
+      this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
+      return this;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      this.connecting = false;
+      this.emit('connect');
+      this.emit('ready');
+      this.flush();
+    };
+    ws.onmessage = ({ data }) => {
+      if (!(data instanceof ArrayBuffer)) return;
+      this.emit('data', Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
+    };
+    ws.onerror = () => {
+      // The close event that follows carries the code; an error before open never opened.
+      if (this.connecting) {
+        this.fail(new SocketError(`could not open a WebSocket to ${this.url}`, 'ECONNREFUSED'));
+      }
+    };
+    ws.onclose = ({ code, reason }) => this.onWebSocketClose(code, reason);
+    return this;
+  }
+
+  write(data: Uint8Array | string, encodingOrCallback?: string | WriteCallback, callback?: WriteCallback): boolean {
+    const cb = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
+    if (!this.writable || this.destroyed) {
+      const error = new SocketError('This socket has been ended', 'EPIPE');
+      queueMicrotask(() => {
+        cb?.(error);
+        if (!this.destroyed) this.emit('error', error);
+      });
+      return false;
+    }
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    if (bytes.length > 0) {
+      this.pending.push(bytes);
+      this.pendingBytes += bytes.length;
+    }
+    if (cb) this.pendingCallbacks.push(cb);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+    const belowMark = this.bufferedBytes() < this.highWaterMark;
+    if (!belowMark) this.needDrain = true;
+    return belowMark;
+  }
+
+  /** WebSockets cannot half-close: send what is queued, then close. */
+  end(data?: Uint8Array | string | WriteCallback, encodingOrCallback?: string | WriteCallback, callback?: WriteCallback): this {
+    if (typeof data === 'function') callback = data;
+    else if (data !== undefined) this.write(data, encodingOrCallback as string);
+    if (typeof encodingOrCallback === 'function') callback = encodingOrCallback;
+    if (callback) this.once('finish', callback);
+    if (this.ended) return this;
+    this.ended = true;
+    this.writable = false;
+    if (!this.connecting) this.flush();
+    return this;
+  }
+
+  destroy(error?: Error): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.writable = false;
+    this.readable = false;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const ws = this.ws;
+    if (ws && ws.readyState <= OPEN) ws.close(1000, 'client closed');
+    queueMicrotask(() => {
+      if (error) this.emit('error', error);
+      this.emitClose();
+    });
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+  setTimeout(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+
+  private bufferedBytes(): number {
+    return this.pendingBytes + (this.ws?.bufferedAmount ?? 0);
+  }
+
+  /** Sends what was written since the last flush, split at maxMessageBytes, once the WebSocket is open. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return;
+    while (this.pendingBytes > 0) {
+      const size = Math.min(this.pendingBytes, this.maxMessageBytes);
+      ws.send(this.takePending(size));
+    }
+    const callbacks = this.pendingCallbacks;
+    this.pendingCallbacks = [];
+    for (const cb of callbacks) cb(null);
+    if (this.ended) {
+      this.emit('finish');
+      ws.close(1000, 'client ended');
+    }
+    if (this.needDrain) this.waitForDrain();
+  }
+
+  /** Takes `size` bytes off the front of the queue as one message, copying only when it must. */
+  private takePending(size: number): Uint8Array {
+    const first = this.pending[0]!;
+    if (first.length === size) {
+      this.pending.shift();
+      this.pendingBytes -= size;
+      return first;
+    }
+    const message = new Uint8Array(size);
+    let filled = 0;
+    while (filled < size) {
+      const chunk = this.pending[0]!;
+      const take = Math.min(chunk.length, size - filled);
+      message.set(chunk.subarray(0, take), filled);
+      filled += take;
+      if (take === chunk.length) this.pending.shift();
+      else this.pending[0] = chunk.subarray(take);
+    }
+    this.pendingBytes -= size;
+    return message;
+  }
+
+  /** WebSockets have no drain event: watch bufferedAmount, only while a writer is waiting. */
+  private waitForDrain(): void {
+    if (this.destroyed || !this.needDrain) return;
+    if (this.bufferedBytes() < this.highWaterMark) {
+      this.needDrain = false;
+      this.emit('drain');
+      return;
+    }
+    setTimeout(() => this.waitForDrain(), DRAIN_POLL_MS);
+  }
+
+  private onWebSocketClose(code: number, reason: string): void {
+    this.connecting = false;
+    this.writable = false;
+    this.readable = false;
+    if (this.destroyed) return;
+    this.destroyed = true;
+    // 1006: the connection dropped without a close frame. Anything else is an orderly close,
+    // after which the bridge has already said why (as a PostgreSQL ErrorResponse) where it could.
+    if (code === 1006 && !this.ended) {
+      this.emit('error', new SocketError('the WebSocket to the bridge closed abnormally', 'ECONNRESET', code));
+    } else {
+      this.emit('end');
+    }
+    this.emitClose(reason);
+  }
+
+  private fail(error: SocketError): void {
+    this.connecting = false;
+    this.writable = false;
+    this.readable = false;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws && ws.readyState <= OPEN) ws.close();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    queueMicrotask(() => {
+      this.emit('error', error);
+      this.emitClose();
+    });
+  }
+
+  private emitClose(_reason?: string): void {
+    if (this.closeEmitted) return;
+    this.closeEmitted = true;
+    this.emit('close', false);
+  }
+}

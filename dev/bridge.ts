@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { Miniflare } from 'miniflare';
+import type { Env } from '../worker/config.js';
+import { BRIDGE_PATH } from '../worker/paths.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+/** The compatibility date deployed with wrangler.toml, so local runs match production. */
+const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}/wrangler.toml`, 'utf8'))![1]!;
+
+let bundle: Promise<string> | undefined;
+
+/** The Worker bundled as wrangler bundles it (Miniflare runs JavaScript, not TypeScript). */
+export function bundleWorker(): Promise<string> {
+  bundle ??= build({
+    entryPoints: [`${root}/worker/index.ts`],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    target: 'es2022',
+    external: ['cloudflare:*'],
+    write: false,
+  }).then((result) => result.outputFiles[0]!.text);
+  return bundle;
+}
+
+export interface RunningBridge {
+  /** ws:// URL of the bridge endpoint. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Worker running in workerd through Miniflare, listening on 127.0.0.1. `trustedCaPem` is
+ * added to the certificates workerd trusts for outbound TLS, as a private CA would be.
+ */
+export async function startBridge(options: {
+  bindings: Env;
+  trustedCaPem?: string;
+  port?: number;
+  log?: (line: string) => void;
+}): Promise<RunningBridge> {
+  const script = await bundleWorker();
+  const mf = new Miniflare({
+    modules: [{ type: 'ESModule', path: 'worker.js', contents: script }],
+    compatibilityDate,
+    bindings: { ...options.bindings },
+    host: '127.0.0.1',
+    port: options.port ?? 0,
+    ...(options.trustedCaPem && {
+      outboundService: {
+        network: { allow: ['public', 'private'], tlsOptions: { trustedCertificates: [options.trustedCaPem] } },
+      },
+    }),
+    handleRuntimeStdio: (stdout, stderr) => {
+      const log = options.log ?? (() => {});
+      stdout.on('data', (chunk: Buffer) => log(chunk.toString()));
+      stderr.on('data', (chunk: Buffer) => log(chunk.toString()));
+    },
+  });
+  const base = await mf.ready;
+  return {
+    url: new URL(BRIDGE_PATH, base.href.replace(/^http/, 'ws')).href,
+    stop: () => mf.dispose(),
+  };
+}

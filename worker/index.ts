@@ -1,0 +1,34 @@
+import { ConfigError, loadConfig, type BridgeConfig, type Env } from './config.js';
+import { BRIDGE_PATH } from './paths.js';
+import { BridgeSession } from './session.js';
+
+export default {
+  fetch(request: Request, env: Env): Response {
+    const url = new URL(request.url);
+    if (url.pathname !== BRIDGE_PATH) return text(404, `not found: the bridge listens on ${BRIDGE_PATH}`);
+    if (request.method !== 'GET') return text(405, 'method not allowed: use a WebSocket upgrade (GET)', { Allow: 'GET' });
+    if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
+      return text(426, 'upgrade required: connect with a WebSocket', { Upgrade: 'websocket' });
+    }
+
+    let config: BridgeConfig;
+    try {
+      config = loadConfig(env);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      console.error(`pgwire-bridge: ${error.message}`);
+      return text(500, 'the bridge is misconfigured; its operator can see why in the Worker logs');
+    }
+
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    // Without this, binary messages arrive as Blobs on current compatibility dates.
+    (server as WebSocket & { binaryType: string }).binaryType = 'arraybuffer';
+    server.accept();
+    new BridgeSession(server, config);
+    return new Response(null, { status: 101, webSocket: client });
+  },
+} satisfies ExportedHandler<Env>;
+
+function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(`${body}\n`, { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers } });
+}

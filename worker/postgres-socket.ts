@@ -1,0 +1,93 @@
+import { connect } from 'cloudflare:sockets';
+import type { BridgeConfig } from './config.js';
+import { ENCRYPTION_REFUSED, SSL_ACCEPTED } from './protocol/constants.js';
+import { BridgeError } from './protocol/errors.js';
+import { SSL_REQUEST } from './protocol/requests.js';
+
+/** An open byte stream to PostgreSQL, past TLS negotiation when configured. */
+export interface PostgresSocket {
+  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  close(): void;
+}
+
+/**
+ * Opens TCP to the configured PostgreSQL and, when TLS is required, negotiates it the way libpq does
+ * with sslmode=require-or-stricter: SSLRequest, a one-byte answer, then the TLS handshake
+ * (protocol-flow, "SSL Session Encryption"). Throws BridgeError with an 08001 code on failure;
+ * the underlying error text stays inside the Worker.
+ */
+export async function openPostgresSocket(config: BridgeConfig, log: (msg: string) => void): Promise<PostgresSocket> {
+  const address = { hostname: config.host, port: config.port };
+  const socket = connect(address, {
+    secureTransport: config.tls === 'require' ? 'starttls' : 'off',
+    allowHalfOpen: false,
+  });
+  try {
+    await withTimeout(socket.opened, config.connectTimeoutMs);
+    if (config.tls === 'off') return wrap(socket);
+
+    const writer = socket.writable.getWriter();
+    await writer.write(SSL_REQUEST);
+    writer.releaseLock();
+    const answer = await readOneByte(socket);
+    if (answer !== SSL_ACCEPTED) {
+      throw new BridgeError(
+        'SERVER_TLS_REFUSED',
+        'the database server does not accept TLS connections',
+        answer === ENCRYPTION_REFUSED ? undefined : 'It answered the SSLRequest with an unexpected byte.',
+      );
+    }
+    const secure = socket.startTls();
+    try {
+      await withTimeout(secure.opened, config.connectTimeoutMs);
+    } catch (error) {
+      log(`TLS handshake with ${config.host}:${config.port} failed: ${String(error)}`);
+      secure.close().catch(() => {});
+      throw new BridgeError('SERVER_TLS_FAILED', 'could not establish a TLS connection to the database server');
+    }
+    return wrap(secure);
+  } catch (error) {
+    socket.close().catch(() => {});
+    if (error instanceof BridgeError) throw error;
+    if (error instanceof ConnectTimeout) {
+      throw new BridgeError(
+        'SERVER_UNREACHABLE',
+        `could not connect to the database server: timed out after ${config.connectTimeoutMs} ms`,
+      );
+    }
+    log(`connect to ${config.host}:${config.port} failed: ${String(error)}`);
+    throw new BridgeError('SERVER_UNREACHABLE', 'could not connect to the database server: connection failed');
+  }
+}
+
+function wrap(socket: Socket): PostgresSocket {
+  return {
+    reader: socket.readable.getReader(),
+    writer: socket.writable.getWriter(),
+    close: () => void socket.close().catch(() => {}),
+  };
+}
+
+/** Reads exactly one byte, leaving the rest of the stream untouched for the TLS layer. */
+async function readOneByte(socket: Socket): Promise<number | undefined> {
+  const reader = socket.readable.getReader({ mode: 'byob' });
+  try {
+    const { value, done } = await reader.read(new Uint8Array(1));
+    return done || value.length === 0 ? undefined : value[0];
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+class ConnectTimeout extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ConnectTimeout()), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => {
+    if (timer !== null) clearTimeout(timer);
+  });
+}

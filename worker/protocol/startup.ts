@@ -1,0 +1,103 @@
+import {
+  CANCEL_REQUEST_CODE,
+  CANCEL_REQUEST_MAX_LENGTH,
+  CANCEL_REQUEST_MIN_LENGTH,
+  NEGOTIATE_GSS_CODE,
+  NEGOTIATE_SSL_CODE,
+  PROTOCOL_MAJOR_SUPPORTED,
+  PROTOCOL_MINOR_LATEST,
+} from './constants.js';
+import { BridgeError } from './errors.js';
+
+/** A StartupMessage's protocol version and its parameters, in the order the client sent them. */
+export interface StartupMessage {
+  readonly majorVersion: number;
+  readonly minorVersion: number;
+  readonly parameters: ReadonlyArray<readonly [name: string, value: string]>;
+  readonly user: string;
+  readonly database: string;
+}
+
+export type StartupPacket =
+  | { readonly kind: 'ssl-request' }
+  | { readonly kind: 'gssenc-request' }
+  | { readonly kind: 'cancel-request'; readonly processId: number; readonly secretKey: Uint8Array }
+  | { readonly kind: 'startup-message'; readonly message: StartupMessage };
+
+/** Which encryption requests the client has already been answered, as the postmaster tracks them. */
+export interface NegotiationState {
+  readonly sslDone: boolean;
+  readonly gssDone: boolean;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Decodes one complete startup-phase packet whose length (first 4 bytes) is already known to be
+ * within bounds, deciding as ProcessStartupPacket() in postmaster does (protocol-flow, "Start-up").
+ * Throws BridgeError for anything PostgreSQL would refuse.
+ */
+export function decodeStartupPacket(packet: Uint8Array, state: NegotiationState): StartupPacket {
+  const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
+  const code = view.getUint32(4);
+
+  // A repeated request falls through to the version check, as in the postmaster.
+  if (code === NEGOTIATE_SSL_CODE && !state.sslDone) return expectBare(packet, 'ssl-request');
+  if (code === NEGOTIATE_GSS_CODE && !state.gssDone) return expectBare(packet, 'gssenc-request');
+  if (code === CANCEL_REQUEST_CODE) return decodeCancelRequest(packet, view);
+
+  const majorVersion = code >>> 16;
+  const minorVersion = code & 0xffff;
+  if (majorVersion !== PROTOCOL_MAJOR_SUPPORTED) {
+    throw new BridgeError(
+      'UNSUPPORTED_PROTOCOL',
+      `unsupported frontend protocol ${majorVersion}.${minorVersion}: ` +
+        `server supports ${PROTOCOL_MAJOR_SUPPORTED}.0 to ${PROTOCOL_MAJOR_SUPPORTED}.${PROTOCOL_MINOR_LATEST}`,
+    );
+  }
+  // Newer minor versions pass through: PostgreSQL answers them with NegotiateProtocolVersion.
+  const parameters = decodeParameters(packet);
+  const user = parameters.find(([name]) => name === 'user')?.[1] ?? '';
+  if (user === '') {
+    throw new BridgeError('MISSING_USER', 'no PostgreSQL user name specified in startup packet');
+  }
+  const database = parameters.find(([name]) => name === 'database')?.[1] || user;
+  return { kind: 'startup-message', message: { majorVersion, minorVersion, parameters, user, database } };
+}
+
+function expectBare(packet: Uint8Array, kind: 'ssl-request' | 'gssenc-request'): StartupPacket {
+  if (packet.length !== 8) throw new BridgeError('INVALID_STARTUP_LENGTH', 'invalid length of startup packet');
+  return { kind };
+}
+
+function decodeCancelRequest(packet: Uint8Array, view: DataView): StartupPacket {
+  if (packet.length < CANCEL_REQUEST_MIN_LENGTH || packet.length > CANCEL_REQUEST_MAX_LENGTH) {
+    throw new BridgeError('INVALID_CANCEL_REQUEST', 'invalid length of query cancel packet');
+  }
+  return { kind: 'cancel-request', processId: view.getInt32(8), secretKey: packet.slice(12) };
+}
+
+/** Name/value pairs, each NUL-terminated, ending with an empty name that must be the last byte. */
+function decodeParameters(packet: Uint8Array): Array<[string, string]> {
+  const parameters: Array<[string, string]> = [];
+  let offset = 8;
+  for (;;) {
+    const nameEnd = packet.indexOf(0, offset);
+    if (nameEnd === -1) break;
+    if (nameEnd === offset) {
+      if (nameEnd === packet.length - 1) return parameters;
+      break;
+    }
+    const valueEnd = packet.indexOf(0, nameEnd + 1);
+    if (valueEnd === -1) break;
+    parameters.push([
+      decoder.decode(packet.subarray(offset, nameEnd)),
+      decoder.decode(packet.subarray(nameEnd + 1, valueEnd)),
+    ]);
+    offset = valueEnd + 1;
+  }
+  throw new BridgeError(
+    'INVALID_STARTUP_LAYOUT',
+    'invalid startup packet layout: expected terminator as last byte',
+  );
+}

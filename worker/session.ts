@@ -1,0 +1,252 @@
+import type { BridgeConfig } from './config.js';
+import { openPostgresSocket, type PostgresSocket } from './postgres-socket.js';
+import { BackendBoundaries } from './protocol/backend-boundaries.js';
+import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
+import { encodeFatalError } from './protocol/error-response.js';
+import { BridgeError } from './protocol/errors.js';
+import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
+import { TERMINATE } from './protocol/requests.js';
+
+/** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
+export const RELAY_BUFFER_BYTES = 64 * 1024;
+
+const ENCRYPTION_REFUSED_REPLY = new Uint8Array([ENCRYPTION_REFUSED]);
+
+/**
+ * One client's bridge: reads the startup phase from the WebSocket, opens PostgreSQL only for a
+ * valid StartupMessage, then relays both ways, framing and checking every client message.
+ * Whichever side ends, the other is ended too.
+ */
+export class BridgeSession {
+  private readonly framer: FrontendFramer;
+  private state: 'startup' | 'connecting' | 'relaying' | 'closed' = 'startup';
+  private postgres: PostgresSocket | null = null;
+  /** Client bytes accepted while PostgreSQL is still being connected to. */
+  private pending: Uint8Array[] = [];
+  private readonly boundaries = new BackendBoundaries();
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly config: BridgeConfig,
+    private readonly log: (msg: string) => void = (msg) => console.log(msg),
+  ) {
+    this.framer = new FrontendFramer({ maxMessageLength: config.maxMessageBytes });
+    ws.addEventListener('message', (event) => this.onClientMessage(event.data));
+    ws.addEventListener('close', () => this.onClientGone());
+    ws.addEventListener('error', () => this.onClientGone());
+  }
+
+  private onClientMessage(data: ArrayBuffer | string): void {
+    if (this.state === 'closed') return;
+    if (typeof data === 'string') {
+      this.refuse(new BridgeError('TEXT_MESSAGE', 'the bridge accepts only binary WebSocket messages'));
+      return;
+    }
+    for (const event of this.framer.push(new Uint8Array(data))) this.onFrontendEvent(event);
+  }
+
+  private onFrontendEvent(event: FrontendEvent): void {
+    switch (event.type) {
+      case 'ssl-request':
+      case 'gssenc-request':
+        // The client's link is already wss://; encryption inside it would buy nothing.
+        this.ws.send(ENCRYPTION_REFUSED_REPLY);
+        return;
+      case 'startup':
+        this.pending.push(event.packet);
+        void this.connect();
+        return;
+      case 'cancel':
+        void this.forwardCancel(event.packet);
+        return;
+      case 'frames':
+        this.toServer(event.bytes);
+        return;
+      case 'refused':
+        this.refuse(event.error);
+        return;
+    }
+  }
+
+  private toServer(bytes: Uint8Array): void {
+    if (this.postgres) this.postgres.writer.write(bytes).catch((error) => this.onServerFailure(error));
+    else this.pending.push(bytes);
+  }
+
+  private async connect(): Promise<void> {
+    this.state = 'connecting';
+    let postgres: PostgresSocket;
+    try {
+      postgres = await openPostgresSocket(this.config, this.log);
+    } catch (error) {
+      this.refuse(asBridgeError(error));
+      return;
+    }
+    if (this.isClosed()) {
+      postgres.close();
+      return;
+    }
+    this.state = 'relaying';
+    this.postgres = postgres;
+    for (const bytes of this.pending) this.toServer(bytes);
+    this.pending = [];
+    void this.relayFromServer(postgres);
+  }
+
+  /** CancelRequest goes on its own connection, and PostgreSQL answers it by closing. */
+  private async forwardCancel(packet: Uint8Array): Promise<void> {
+    this.state = 'connecting';
+    try {
+      const postgres = await openPostgresSocket(this.config, this.log);
+      await postgres.writer.write(packet);
+      postgres.close();
+      this.close(CloseCode.Normal, 'cancel request sent');
+    } catch (error) {
+      this.refuse(asBridgeError(error));
+    }
+  }
+
+  /**
+   * PostgreSQL → client. TCP reads come in chunks of at most 4 KiB; sending each as its own
+   * WebSocket message would cost a message per 4 KiB, so chunks are gathered into one message
+   * until a message the client must act on ends them (ReadyForQuery, an auth request, …),
+   * RELAY_BUFFER_BYTES are gathered, or the next read does not complete within one event-loop turn.
+   */
+  private async relayFromServer(postgres: PostgresSocket): Promise<void> {
+    const outgoing = new OutgoingBuffer((message) => this.ws.send(message));
+    try {
+      for (;;) {
+        const read = postgres.reader.read();
+        let result = outgoing.isEmpty ? await read : await raceNextTurn(read);
+        if (result === NEXT_TURN) {
+          outgoing.flush();
+          result = await read;
+        }
+        if (result.done || this.state === 'closed') break;
+        const urgent = this.boundaries.scan(result.value);
+        outgoing.add(result.value);
+        if (urgent || outgoing.size >= RELAY_BUFFER_BYTES) outgoing.flush();
+      }
+      outgoing.flush();
+    } catch (error) {
+      if (this.state !== 'closed') this.log(`read from PostgreSQL failed: ${String(error)}`);
+    }
+    this.onServerEnd();
+  }
+
+  /** PostgreSQL closed its side: pass on its last word, or say the connection was lost. */
+  private onServerEnd(): void {
+    if (this.state === 'closed') return;
+    const endedWithError =
+      this.boundaries.atBoundary && this.boundaries.lastMessageType === BackendType.ErrorResponse;
+    if (endedWithError || this.framer.sawTerminate) {
+      this.close(CloseCode.Normal, 'server closed the connection');
+      return;
+    }
+    this.fail(new BridgeError('SERVER_CONNECTION_LOST', 'server closed the connection unexpectedly'));
+  }
+
+  private onServerFailure(error: unknown): void {
+    if (this.state === 'closed') return;
+    this.log(`write to PostgreSQL failed: ${String(error)}`);
+    this.fail(new BridgeError('SERVER_CONNECTION_LOST', 'connection to the database server was lost'));
+  }
+
+  /** Ends with an ErrorResponse when it can be put between two whole server messages. */
+  private fail(error: BridgeError): void {
+    if (this.boundaries.atBoundary) this.refuse(error);
+    else this.close(error.closeCode, error.code);
+  }
+
+  /** Sends a FATAL ErrorResponse, then closes both sides: as PostgreSQL refuses a client. */
+  private refuse(error: BridgeError): void {
+    if (this.state === 'closed') return;
+    safely(() => this.ws.send(encodeFatalError(error)));
+    this.close(error.closeCode, error.code);
+  }
+
+  /** The client went away: leave no backend behind. */
+  /** Read through a method: the state may change while a connect is awaited. */
+  private isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private onClientGone(): void {
+    if (this.state === 'closed') return;
+    this.close(CloseCode.Normal, 'client closed the connection');
+  }
+
+  private close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.pending = [];
+    const postgres = this.postgres;
+    this.postgres = null;
+    if (postgres) {
+      // A Terminate is only well-formed between two whole client messages.
+      const goodbye = this.framer.atBoundary ? postgres.writer.write(TERMINATE) : Promise.resolve();
+      goodbye.catch(() => {}).finally(() => postgres.close());
+    }
+    safely(() => this.ws.close(code, reason));
+  }
+}
+
+/** Server chunks waiting to go to the client as one WebSocket message. */
+class OutgoingBuffer {
+  private chunks: Uint8Array[] = [];
+  size = 0;
+
+  constructor(private readonly send: (message: Uint8Array) => void) {}
+
+  get isEmpty(): boolean {
+    return this.size === 0;
+  }
+
+  add(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+  }
+
+  flush(): void {
+    if (this.size === 0) return;
+    let message = this.chunks[0]!;
+    if (this.chunks.length > 1) {
+      message = new Uint8Array(this.size);
+      let offset = 0;
+      for (const chunk of this.chunks) {
+        message.set(chunk, offset);
+        offset += chunk.length;
+      }
+    }
+    this.chunks = [];
+    this.size = 0;
+    this.send(message);
+  }
+}
+
+const NEXT_TURN = Symbol('next turn');
+
+/** Resolves with the read if it completes before the event loop turns once more. */
+function raceNextTurn<T>(read: Promise<T>): Promise<T | typeof NEXT_TURN> {
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const turn = new Promise<typeof NEXT_TURN>((resolve) => {
+    timer = setTimeout(() => resolve(NEXT_TURN), 0);
+  });
+  return Promise.race([read, turn]).finally(() => {
+    if (timer !== null) clearTimeout(timer);
+  });
+}
+
+function asBridgeError(error: unknown): BridgeError {
+  if (error instanceof BridgeError) return error;
+  return new BridgeError('SERVER_UNREACHABLE', 'could not connect to the database server');
+}
+
+/** WebSocket calls throw once the peer is gone; at that point there is no one left to tell. */
+function safely(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // The client is already gone.
+  }
+}
