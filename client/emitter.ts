@@ -6,10 +6,10 @@ type Listener = (...args: any[]) => void;
  * no listener throws.
  */
 export class Emitter {
-  private readonly listeners = new Map<string | symbol, Listener[]>();
+  private readonly handlers = new Map<string | symbol, Listener[]>();
 
   on(event: string | symbol, listener: Listener): this {
-    this.listeners.set(event, [...(this.listeners.get(event) ?? []), listener]);
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), listener]);
     return this;
   }
 
@@ -18,7 +18,7 @@ export class Emitter {
   }
 
   prependListener(event: string | symbol, listener: Listener): this {
-    this.listeners.set(event, [listener, ...(this.listeners.get(event) ?? [])]);
+    this.handlers.set(event, [listener, ...(this.handlers.get(event) ?? [])]);
     return this;
   }
 
@@ -32,10 +32,10 @@ export class Emitter {
   }
 
   off(event: string | symbol, listener: Listener): this {
-    const list = this.listeners.get(event);
+    const list = this.handlers.get(event);
     if (!list) return this;
     const index = list.findIndex((l) => l === listener || (l as { listener?: Listener }).listener === listener);
-    if (index !== -1) this.listeners.set(event, list.filter((_, i) => i !== index));
+    if (index !== -1) this.handlers.set(event, list.filter((_, i) => i !== index));
     return this;
   }
 
@@ -44,18 +44,23 @@ export class Emitter {
   }
 
   removeAllListeners(event?: string | symbol): this {
-    if (event === undefined) this.listeners.clear();
-    else this.listeners.delete(event);
+    if (event === undefined) this.handlers.clear();
+    else this.handlers.delete(event);
     return this;
   }
 
+  /** Listeners in call order; `once` wrappers are unwrapped, as Node does. */
+  listeners(event: string | symbol): Listener[] {
+    return (this.handlers.get(event) ?? []).map((l) => (l as { listener?: Listener }).listener ?? l);
+  }
+
   listenerCount(event: string | symbol): number {
-    return this.listeners.get(event)?.length ?? 0;
+    return this.handlers.get(event)?.length ?? 0;
   }
 
 
   emit(event: string | symbol, ...args: unknown[]): boolean {
-    const list = this.listeners.get(event);
+    const list = this.handlers.get(event);
     if (!list || list.length === 0) {
       if (event === 'error') throw args[0] instanceof Error ? args[0] : new Error(String(args[0]));
       return false;

@@ -78,6 +78,10 @@ export class Socket extends Emitter {
   private needDrain = false;
   private ended = false;
   private closeEmitted = false;
+  /** Paused mode, as Node's readable streams have it: data waits for read() or resume(). */
+  private paused = false;
+  private unread: Uint8Array[] = [];
+  private endPending = false;
 
   constructor(options: SocketOptions) {
     super();
@@ -121,7 +125,7 @@ export class Socket extends Emitter {
     };
     ws.onmessage = ({ data }) => {
       if (!(data instanceof ArrayBuffer)) return;
-      this.emit('data', Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
+      this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
     };
     ws.onerror = () => {
       // The close event that follows carries the code; an error before open never opened.
@@ -129,7 +133,7 @@ export class Socket extends Emitter {
         this.fail(new SocketError(`could not open a WebSocket to ${this.url}`, 'ECONNREFUSED'));
       }
     };
-    ws.onclose = ({ code, reason }) => this.onWebSocketClose(code, reason);
+    ws.onclose = ({ code }) => this.onWebSocketClose(code);
     return this;
   }
 
@@ -185,6 +189,29 @@ export class Socket extends Emitter {
       this.emitClose();
     });
     return this;
+  }
+
+  pause(): this {
+    this.paused = true;
+    return this;
+  }
+
+  resume(): this {
+    this.paused = false;
+    while (!this.paused && this.unread.length > 0) this.emit('data', this.unread.shift());
+    if (this.unread.length === 0 && this.endPending) this.finishReading();
+    return this;
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** The next chunk received while paused, or null. */
+  read(): Uint8Array | null {
+    const chunk = this.unread.shift() ?? null;
+    if (this.unread.length === 0 && this.endPending) queueMicrotask(() => this.finishReading());
+    return chunk;
   }
 
   setNoDelay(): this {
@@ -259,20 +286,40 @@ export class Socket extends Emitter {
     setTimeout(() => this.waitForDrain(), DRAIN_POLL_MS);
   }
 
-  private onWebSocketClose(code: number, reason: string): void {
+  private onData(chunk: Uint8Array): void {
+    if (this.paused || this.unread.length > 0) {
+      this.unread.push(chunk);
+      this.emit('readable');
+    } else {
+      this.emit('data', chunk);
+    }
+  }
+
+  private onWebSocketClose(code: number): void {
     this.connecting = false;
     this.writable = false;
-    this.readable = false;
     if (this.destroyed) return;
-    this.destroyed = true;
     // 1006: the connection dropped without a close frame. Anything else is an orderly close,
     // after which the bridge has already said why (as a PostgreSQL ErrorResponse) where it could.
     if (code === 1006 && !this.ended) {
+      this.destroyed = true;
+      this.readable = false;
       this.emit('error', new SocketError('the WebSocket to the bridge closed abnormally', 'ECONNRESET', code));
-    } else {
-      this.emit('end');
+      this.emitClose();
+      return;
     }
-    this.emitClose(reason);
+    this.endPending = true;
+    if (this.unread.length === 0) this.finishReading();
+  }
+
+  /** The peer is done and every received byte has been read: 'end', then 'close'. */
+  private finishReading(): void {
+    if (!this.endPending || this.closeEmitted) return;
+    this.endPending = false;
+    this.destroyed = true;
+    this.readable = false;
+    this.emit('end');
+    this.emitClose();
   }
 
   private fail(error: SocketError): void {
@@ -290,7 +337,7 @@ export class Socket extends Emitter {
     });
   }
 
-  private emitClose(_reason?: string): void {
+  private emitClose(): void {
     if (this.closeEmitted) return;
     this.closeEmitted = true;
     this.emit('close', false);

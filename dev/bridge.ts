@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
 import type { Env } from '../worker/config.js';
@@ -54,7 +55,7 @@ export async function startBridge(options: {
         network: { allow: ['public', 'private'], tlsOptions: { trustedCertificates: [options.trustedCaPem] } },
       },
     }),
-    handleRuntimeStdio: (stdout, stderr) => {
+    handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
       const log = options.log ?? (() => {});
       stdout.on('data', (chunk: Buffer) => log(chunk.toString()));
       stderr.on('data', (chunk: Buffer) => log(chunk.toString()));

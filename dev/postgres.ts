@@ -47,8 +47,8 @@ export async function startPostgres(options: { port?: number; log?: (line: strin
       '-c', 'ssl_key_file=server.key',
       '-c', 'max_connections=300',
     ],
-    onLog: options.log ?? quiet,
-    onError: options.log ?? quiet,
+    onLog: (line) => (options.log ?? quiet)(line),
+    onError: (error) => (options.log ?? quiet)(String(error)),
   });
   await postgres.initialise();
 

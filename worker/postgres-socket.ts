@@ -13,11 +13,16 @@ export interface PostgresSocket {
 
 /**
  * Opens TCP to the configured PostgreSQL and, when TLS is required, negotiates it the way libpq does
- * with sslmode=require-or-stricter: SSLRequest, a one-byte answer, then the TLS handshake
- * (protocol-flow, "SSL Session Encryption"). Throws BridgeError with an 08001 code on failure;
- * the underlying error text stays inside the Worker.
+ * with sslmode=verify-full: SSLRequest, a one-byte answer, then the TLS handshake (protocol-flow,
+ * "SSL Session Encryption"). Then sends `greeting` (the StartupMessage or CancelRequest): the
+ * handshake only runs with the first write, and a connection is only open once that write is done.
+ * Throws BridgeError with an 08001 code on failure; the underlying error text stays in the Worker.
  */
-export async function openPostgresSocket(config: BridgeConfig, log: (msg: string) => void): Promise<PostgresSocket> {
+export async function openPostgresSocket(
+  config: BridgeConfig,
+  greeting: Uint8Array,
+  log: (msg: string) => void,
+): Promise<PostgresSocket> {
   const address = { hostname: config.host, port: config.port };
   const socket = connect(address, {
     secureTransport: config.tls === 'require' ? 'starttls' : 'off',
@@ -25,7 +30,11 @@ export async function openPostgresSocket(config: BridgeConfig, log: (msg: string
   });
   try {
     await withTimeout(socket.opened, config.connectTimeoutMs);
-    if (config.tls === 'off') return wrap(socket);
+    if (config.tls === 'off') {
+      const plain = wrap(socket);
+      await plain.writer.write(greeting);
+      return plain;
+    }
 
     const writer = socket.writable.getWriter();
     await writer.write(SSL_REQUEST);
@@ -38,15 +47,15 @@ export async function openPostgresSocket(config: BridgeConfig, log: (msg: string
         answer === ENCRYPTION_REFUSED ? undefined : 'It answered the SSLRequest with an unexpected byte.',
       );
     }
-    const secure = socket.startTls();
+    const secure = wrap(socket.startTls());
     try {
-      await withTimeout(secure.opened, config.connectTimeoutMs);
+      await withTimeout(secure.writer.write(greeting), config.connectTimeoutMs);
     } catch (error) {
       log(`TLS handshake with ${config.host}:${config.port} failed: ${String(error)}`);
-      secure.close().catch(() => {});
+      secure.close();
       throw new BridgeError('SERVER_TLS_FAILED', 'could not establish a TLS connection to the database server');
     }
-    return wrap(secure);
+    return secure;
   } catch (error) {
     socket.close().catch(() => {});
     if (error instanceof BridgeError) throw error;

@@ -53,8 +53,7 @@ export class BridgeSession {
         this.ws.send(ENCRYPTION_REFUSED_REPLY);
         return;
       case 'startup':
-        this.pending.push(event.packet);
-        void this.connect();
+        void this.connect(event.packet);
         return;
       case 'cancel':
         void this.forwardCancel(event.packet);
@@ -73,11 +72,11 @@ export class BridgeSession {
     else this.pending.push(bytes);
   }
 
-  private async connect(): Promise<void> {
+  private async connect(startupPacket: Uint8Array): Promise<void> {
     this.state = 'connecting';
     let postgres: PostgresSocket;
     try {
-      postgres = await openPostgresSocket(this.config, this.log);
+      postgres = await openPostgresSocket(this.config, startupPacket, this.log);
     } catch (error) {
       this.refuse(asBridgeError(error));
       return;
@@ -97,8 +96,7 @@ export class BridgeSession {
   private async forwardCancel(packet: Uint8Array): Promise<void> {
     this.state = 'connecting';
     try {
-      const postgres = await openPostgresSocket(this.config, this.log);
-      await postgres.writer.write(packet);
+      const postgres = await openPostgresSocket(this.config, packet, this.log);
       postgres.close();
       this.close(CloseCode.Normal, 'cancel request sent');
     } catch (error) {

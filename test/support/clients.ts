@@ -1,0 +1,82 @@
+import pg from 'pg';
+import WebSocket from 'ws';
+import { inject } from 'vitest';
+import { Socket, type SocketOptions } from '../../client/index.js';
+import type { PostgresInfo } from '../../dev/postgres.js';
+
+export const postgres = (): PostgresInfo => inject('postgres');
+
+/** An unmodified pg client whose socket is the shim, talking to the bridge at `url`. */
+export function bridgeClient(url: string, config: pg.ClientConfig = {}, socket: Partial<SocketOptions> = {}): pg.Client {
+  const db = postgres();
+  return new pg.Client({
+    user: db.user,
+    password: db.password,
+    database: db.database,
+    ...config,
+    stream: () => new Socket({ url, WebSocket: WebSocket as never, ...socket }) as never,
+  });
+}
+
+/** A pg client on direct TCP (with TLS), for comparisons and for watching the server. */
+export function directClient(config: pg.ClientConfig = {}): pg.Client {
+  const db = postgres();
+  return new pg.Client({
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    password: db.password,
+    database: db.database,
+    ssl: { ca: db.caPem },
+    ...config,
+  });
+}
+
+export interface RawSession {
+  /** Every byte the bridge sent, in order. */
+  received: Uint8Array;
+  closeCode: number;
+  closeReason: string;
+}
+
+/** Sends each chunk as one binary WebSocket message and collects what comes back until the bridge closes. */
+export async function rawSession(url: string, chunks: Array<Uint8Array | string>, timeoutMs = 5000): Promise<RawSession> {
+  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const received: Buffer[] = [];
+  ws.on('message', (data: Buffer) => received.push(data));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  for (const chunk of chunks) ws.send(chunk, { binary: typeof chunk !== 'string' });
+  const [closeCode, closeReason] = await new Promise<[number, string]>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`the bridge did not close within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.once('close', (code: number, reason: Buffer) => {
+      clearTimeout(timer);
+      resolve([code, reason.toString()]);
+    });
+  });
+  return { received: new Uint8Array(Buffer.concat(received)), closeCode, closeReason };
+}
+
+/** Polls until `check` holds or the time is up; returns the last value seen. */
+export async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 2000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await probe();
+  while (!check(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    value = await probe();
+  }
+  return value;
+}
+
+/** Backend process ids of client connections (not this one) that PostgreSQL still has. */
+export async function backendPids(watcher: pg.Client): Promise<number[]> {
+  const result = await watcher.query<{ pid: number }>(
+    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+  );
+  return result.rows.map((row) => row.pid);
+}

@@ -1,0 +1,15 @@
+import type { TestProject } from 'vitest/node';
+import { startPostgres, type PostgresInfo } from '../../dev/postgres.js';
+
+/** One real PostgreSQL (SCRAM, TLS) for the whole run; every suite starts its own bridge. */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const { stop, ...info } = await startPostgres();
+  project.provide('postgres', info);
+  return stop;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    postgres: PostgresInfo;
+  }
+}
