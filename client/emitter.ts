@@ -35,7 +35,11 @@ export class Emitter {
     const list = this.handlers.get(event);
     if (!list) return this;
     const index = list.findIndex((l) => l === listener || (l as { listener?: Listener }).listener === listener);
-    if (index !== -1) this.handlers.set(event, list.filter((_, i) => i !== index));
+    if (index !== -1)
+      this.handlers.set(
+        event,
+        list.filter((_, i) => i !== index),
+      );
     return this;
   }
 
@@ -57,7 +61,6 @@ export class Emitter {
   listenerCount(event: string | symbol): number {
     return this.handlers.get(event)?.length ?? 0;
   }
-
 
   emit(event: string | symbol, ...args: unknown[]): boolean {
     const list = this.handlers.get(event);

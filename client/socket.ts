@@ -115,7 +115,9 @@ export class Socket extends Emitter {
       this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
       return this;
     }
-    ws.binaryType = 'arraybuffer';
+    // `ws` hands out Node Buffers without copying; standard WebSockets ignore the value.
+    ws.binaryType = 'nodebuffer';
+    if (ws.binaryType !== 'nodebuffer') ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
       this.connecting = false;
@@ -124,8 +126,8 @@ export class Socket extends Emitter {
       this.flush();
     };
     ws.onmessage = ({ data }) => {
-      if (!(data instanceof ArrayBuffer)) return;
-      this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
+      if (data instanceof Uint8Array) this.onData(data);
+      else if (data instanceof ArrayBuffer) this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
     };
     ws.onerror = () => {
       // The close event that follows carries the code; an error before open never opened.
@@ -163,7 +165,11 @@ export class Socket extends Emitter {
   }
 
   /** WebSockets cannot half-close: send what is queued, then close. */
-  end(data?: Uint8Array | string | WriteCallback, encodingOrCallback?: string | WriteCallback, callback?: WriteCallback): this {
+  end(
+    data?: Uint8Array | string | WriteCallback,
+    encodingOrCallback?: string | WriteCallback,
+    callback?: WriteCallback,
+  ): this {
     if (typeof data === 'function') callback = data;
     else if (data !== undefined) this.write(data, encodingOrCallback as string);
     if (typeof encodingOrCallback === 'function') callback = encodingOrCallback;

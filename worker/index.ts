@@ -6,7 +6,8 @@ export default {
   fetch(request: Request, env: Env): Response {
     const url = new URL(request.url);
     if (url.pathname !== BRIDGE_PATH) return text(404, `not found: the bridge listens on ${BRIDGE_PATH}`);
-    if (request.method !== 'GET') return text(405, 'method not allowed: use a WebSocket upgrade (GET)', { Allow: 'GET' });
+    if (request.method !== 'GET')
+      return text(405, 'method not allowed: use a WebSocket upgrade (GET)', { Allow: 'GET' });
     if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
       return text(426, 'upgrade required: connect with a WebSocket', { Upgrade: 'websocket' });
     }

@@ -135,8 +135,7 @@ export class BridgeSession {
   /** PostgreSQL closed its side: pass on its last word, or say the connection was lost. */
   private onServerEnd(): void {
     if (this.state === 'closed') return;
-    const endedWithError =
-      this.boundaries.atBoundary && this.boundaries.lastMessageType === BackendType.ErrorResponse;
+    const endedWithError = this.boundaries.atBoundary && this.boundaries.lastMessageType === BackendType.ErrorResponse;
     if (endedWithError || this.framer.sawTerminate) {
       this.close(CloseCode.Normal, 'server closed the connection');
       return;

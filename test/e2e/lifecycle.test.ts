@@ -44,7 +44,11 @@ describe('session lifecycle', () => {
     const { ws, pid, errors } = await connectedWithWebSocket();
     expect(await backendPids(watcher)).toContain(pid);
     ws.terminate();
-    const pids = await eventually(() => backendPids(watcher), (list) => !list.includes(pid), 2000);
+    const pids = await eventually(
+      () => backendPids(watcher),
+      (list) => !list.includes(pid),
+      2000,
+    );
     expect(pids).not.toContain(pid);
     expect(errors[0]).toMatchObject({ code: 'ECONNRESET' });
   });

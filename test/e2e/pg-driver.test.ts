@@ -32,7 +32,9 @@ afterAll(async () => {
 async function same(query: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
   const [bridged, straight] = await Promise.all([viaBridge.query(query, values), direct.query(query, values)]);
   const shape = (result: pg.QueryResult | pg.QueryResult[]) =>
-    [result].flat().map((r) => ({ rows: r.rows, command: r.command, fields: r.fields.map((f) => [f.name, f.dataTypeID]) }));
+    [result]
+      .flat()
+      .map((r) => ({ rows: r.rows, command: r.command, fields: r.fields.map((f) => [f.name, f.dataTypeID]) }));
   expect(shape(bridged)).toEqual(shape(straight));
   return bridged;
 }
@@ -49,7 +51,9 @@ describe('pg through the bridge, against real PostgreSQL', () => {
   });
 
   it('runs simple queries with the same results as direct TCP', async () => {
-    await same(`SELECT 1 AS one, 'two'::text AS two, now() IS NOT NULL AS ok, NULL::int AS nothing, '{1,2}'::int[] AS arr`);
+    await same(
+      `SELECT 1 AS one, 'two'::text AS two, now() IS NOT NULL AS ok, NULL::int AS nothing, '{1,2}'::int[] AS arr`,
+    );
     const [first, second] = (await same('SELECT 1 AS a; SELECT 2 AS b')) as unknown as pg.QueryResult[];
     expect([first!.rows, second!.rows]).toEqual([[{ a: 1 }], [{ b: 2 }]]);
   });
@@ -99,7 +103,7 @@ describe('pg through the bridge, against real PostgreSQL', () => {
   });
 
   it('returns a 50 MB result identical to direct TCP', async () => {
-    const sql = "SELECT i, repeat(md5(i::text), 31) AS filler FROM generate_series(1, 50000) i";
+    const sql = 'SELECT i, repeat(md5(i::text), 31) AS filler FROM generate_series(1, 50000) i';
     const digest = async (client: pg.Client) => {
       const result = await client.query({ text: sql, rowMode: 'array' });
       const hash = createHash('sha256');
@@ -125,7 +129,7 @@ describe('pg through the bridge, against real PostgreSQL', () => {
     await viaBridge.query('UNLISTEN e2e_channel');
   });
 
-  it('gives the wrong password PostgreSQL\'s own 28P01 error', async () => {
+  it("gives the wrong password PostgreSQL's own 28P01 error", async () => {
     const client = bridgeClient(bridge.url, { password: 'not-the-password' });
     await expect(client.connect()).rejects.toMatchObject({
       code: '28P01',
@@ -141,6 +145,11 @@ describe('pg through the bridge, against real PostgreSQL', () => {
     const pid = rows[0]!.pid;
     expect(await backendPids(direct)).toContain(pid);
     await client.end();
-    expect(await eventually(() => backendPids(direct), (pids) => !pids.includes(pid))).not.toContain(pid);
+    expect(
+      await eventually(
+        () => backendPids(direct),
+        (pids) => !pids.includes(pid),
+      ),
+    ).not.toContain(pid);
   });
 });

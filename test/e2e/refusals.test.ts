@@ -95,7 +95,13 @@ describe('refusals inside a session', () => {
 
     // One WebSocket message: a valid insert, a frame with a type byte no frontend sends, another insert.
     const socket = (client as unknown as { connection: { stream: { write(b: Uint8Array): void } } }).connection.stream;
-    socket.write(concat(query("INSERT INTO e2e_refused VALUES ('before')"), message('?', new Uint8Array(8)), query("INSERT INTO e2e_refused VALUES ('after')")));
+    socket.write(
+      concat(
+        query("INSERT INTO e2e_refused VALUES ('before')"),
+        message('?', new Uint8Array(8)),
+        query("INSERT INTO e2e_refused VALUES ('after')"),
+      ),
+    );
 
     await ended;
     expect(errors[0]).toMatchObject({ code: '08P01', message: 'invalid frontend message type 63' });
@@ -141,7 +147,7 @@ describe('connection failures toward PostgreSQL', () => {
     });
   });
 
-  it('tells the client 08001 when PostgreSQL\'s certificate is not trusted, and never goes on in clear text', async () => {
+  it("tells the client 08001 when PostgreSQL's certificate is not trusted, and never goes on in clear text", async () => {
     const db = postgres();
     const untrusting = await extraBridge({ PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' });
     const client = bridgeClient(untrusting.url);

@@ -5,7 +5,9 @@ import { errorFields, readMessages } from '../support/wire.js';
 
 describe('encodeFatalError', () => {
   it('encodes one FATAL ErrorResponse with severity, SQLSTATE and message', () => {
-    const bytes = encodeFatalError(new BridgeError('UNSUPPORTED_PROTOCOL', 'unsupported frontend protocol 4.0: server supports 3.0 to 3.2'));
+    const bytes = encodeFatalError(
+      new BridgeError('UNSUPPORTED_PROTOCOL', 'unsupported frontend protocol 4.0: server supports 3.0 to 3.2'),
+    );
     const messages = readMessages(bytes);
     expect(messages.map((m) => m.type)).toEqual(['E']);
     expect(errorFields(messages[0]!.body)).toEqual({

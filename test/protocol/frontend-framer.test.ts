@@ -44,7 +44,16 @@ function everySplit(stream: Uint8Array): Uint8Array[][] {
 }
 
 describe('FrontendFramer: a valid session', () => {
-  const frames = concat(query('SELECT 1'), parse('SELECT $1::int'), bind(['42']), describePortal(), execute(), sync(), flush(), terminate());
+  const frames = concat(
+    query('SELECT 1'),
+    parse('SELECT $1::int'),
+    bind(['42']),
+    describePortal(),
+    execute(),
+    sync(),
+    flush(),
+    terminate(),
+  );
 
   it('accepts the startup message and forwards every later frame unchanged, however the bytes are split', () => {
     for (const chunks of everySplit(concat(STARTUP, frames))) {
@@ -125,7 +134,13 @@ describe('FrontendFramer: a valid session', () => {
 
 describe('FrontendFramer: startup refusals', () => {
   const cases: Array<[string, Uint8Array, string, string, string?]> = [
-    ["nmap's SMB probe", NMAP_SMB_PROBE, 'UNSUPPORTED_PROTOCOL', '0A000', 'unsupported frontend protocol 65363.19778: server supports 3.0 to 3.2'],
+    [
+      "nmap's SMB probe",
+      NMAP_SMB_PROBE,
+      'UNSUPPORTED_PROTOCOL',
+      '0A000',
+      'unsupported frontend protocol 65363.19778: server supports 3.0 to 3.2',
+    ],
     ['an HTTP request', HTTP_GET, 'INVALID_STARTUP_LENGTH', '08P01', 'invalid length of startup packet'],
     ['a TLS ClientHello', TLS_CLIENT_HELLO, 'INVALID_STARTUP_LENGTH', '08P01'],
     ['a length below 8', new Bytes().int32(7).int16(3).int16(0).build(), 'INVALID_STARTUP_LENGTH', '08P01'],
@@ -133,32 +148,90 @@ describe('FrontendFramer: startup refusals', () => {
     ['a length above 10000', new Bytes().int32(10001).int16(3).int16(0).build(), 'INVALID_STARTUP_LENGTH', '08P01'],
     ['a length of 2^31', new Bytes().int32(0x80000000).int16(3).int16(0).build(), 'INVALID_STARTUP_LENGTH', '08P01'],
     ['a length of 2^32-1', new Bytes().int32(0xffffffff).int16(3).int16(0).build(), 'INVALID_STARTUP_LENGTH', '08P01'],
-    ['protocol 2.0', startupMessage({ user: 'u' }, 2, 0), 'UNSUPPORTED_PROTOCOL', '0A000', 'unsupported frontend protocol 2.0: server supports 3.0 to 3.2'],
-    ['protocol 4.0', startupMessage({ user: 'u' }, 4, 0), 'UNSUPPORTED_PROTOCOL', '0A000', 'unsupported frontend protocol 4.0: server supports 3.0 to 3.2'],
-    ['no user', startupMessage({ database: 'd' }), 'MISSING_USER', '28000', 'no PostgreSQL user name specified in startup packet'],
+    [
+      'protocol 2.0',
+      startupMessage({ user: 'u' }, 2, 0),
+      'UNSUPPORTED_PROTOCOL',
+      '0A000',
+      'unsupported frontend protocol 2.0: server supports 3.0 to 3.2',
+    ],
+    [
+      'protocol 4.0',
+      startupMessage({ user: 'u' }, 4, 0),
+      'UNSUPPORTED_PROTOCOL',
+      '0A000',
+      'unsupported frontend protocol 4.0: server supports 3.0 to 3.2',
+    ],
+    [
+      'no user',
+      startupMessage({ database: 'd' }),
+      'MISSING_USER',
+      '28000',
+      'no PostgreSQL user name specified in startup packet',
+    ],
     ['an empty user', startupMessage({ user: '' }), 'MISSING_USER', '28000'],
-    ['no terminator', packet(new Bytes().int16(3).int16(0).cstring('user').cstring('u').build()), 'INVALID_STARTUP_LAYOUT', '08P01', 'invalid startup packet layout: expected terminator as last byte'],
-    ['bytes after the terminator', packet(new Bytes().int16(3).int16(0).cstring('user').cstring('u').byte(0).byte(1).build()), 'INVALID_STARTUP_LAYOUT', '08P01'],
-    ['a name without a value', packet(new Bytes().int16(3).int16(0).cstring('user').build()), 'INVALID_STARTUP_LAYOUT', '08P01'],
-    ['an unterminated value', packet(new Bytes().int16(3).int16(0).cstring('user').raw([0x75]).build()), 'INVALID_STARTUP_LAYOUT', '08P01'],
-    ['an SSLRequest with a body', packet(new Bytes().int16(1234).int16(5679).int32(0).build()), 'INVALID_STARTUP_LENGTH', '08P01'],
-    ['a second SSLRequest', concat(sslRequest(), sslRequest()), 'UNSUPPORTED_PROTOCOL', '0A000', 'unsupported frontend protocol 1234.5679: server supports 3.0 to 3.2'],
+    [
+      'no terminator',
+      packet(new Bytes().int16(3).int16(0).cstring('user').cstring('u').build()),
+      'INVALID_STARTUP_LAYOUT',
+      '08P01',
+      'invalid startup packet layout: expected terminator as last byte',
+    ],
+    [
+      'bytes after the terminator',
+      packet(new Bytes().int16(3).int16(0).cstring('user').cstring('u').byte(0).byte(1).build()),
+      'INVALID_STARTUP_LAYOUT',
+      '08P01',
+    ],
+    [
+      'a name without a value',
+      packet(new Bytes().int16(3).int16(0).cstring('user').build()),
+      'INVALID_STARTUP_LAYOUT',
+      '08P01',
+    ],
+    [
+      'an unterminated value',
+      packet(new Bytes().int16(3).int16(0).cstring('user').raw([0x75]).build()),
+      'INVALID_STARTUP_LAYOUT',
+      '08P01',
+    ],
+    [
+      'an SSLRequest with a body',
+      packet(new Bytes().int16(1234).int16(5679).int32(0).build()),
+      'INVALID_STARTUP_LENGTH',
+      '08P01',
+    ],
+    [
+      'a second SSLRequest',
+      concat(sslRequest(), sslRequest()),
+      'UNSUPPORTED_PROTOCOL',
+      '0A000',
+      'unsupported frontend protocol 1234.5679: server supports 3.0 to 3.2',
+    ],
     ['a second GSSENCRequest', concat(gssencRequest(), gssencRequest()), 'UNSUPPORTED_PROTOCOL', '0A000'],
-    ['a short CancelRequest', packet(new Bytes().int16(1234).int16(5678).int32(1).build()), 'INVALID_CANCEL_REQUEST', '08P01'],
+    [
+      'a short CancelRequest',
+      packet(new Bytes().int16(1234).int16(5678).int32(1).build()),
+      'INVALID_CANCEL_REQUEST',
+      '08P01',
+    ],
     ['a CancelRequest with a 257-byte key', cancelRequest(1, new Uint8Array(257)), 'INVALID_CANCEL_REQUEST', '08P01'],
   ];
 
-  it.each(cases)('refuses %s with the SQLSTATE PostgreSQL uses, however it is split', (_, bytes, code, sqlState, text) => {
-    for (const chunks of everySplit(concat(bytes, STARTUP, query('SELECT 1')))) {
-      const { error, events, forwarded } = run(chunks);
-      expect(error?.code).toBe(code);
-      expect(error?.sqlState).toBe(sqlState);
-      if (text) expect(error?.message).toBe(text);
-      expect(events.at(-1)?.type).toBe('refused');
-      expect(events.some((e) => e.type === 'startup')).toBe(false);
-      expect(forwarded).toEqual(new Uint8Array());
-    }
-  });
+  it.each(cases)(
+    'refuses %s with the SQLSTATE PostgreSQL uses, however it is split',
+    (_, bytes, code, sqlState, text) => {
+      for (const chunks of everySplit(concat(bytes, STARTUP, query('SELECT 1')))) {
+        const { error, events, forwarded } = run(chunks);
+        expect(error?.code).toBe(code);
+        expect(error?.sqlState).toBe(sqlState);
+        if (text) expect(error?.message).toBe(text);
+        expect(events.at(-1)?.type).toBe('refused');
+        expect(events.some((e) => e.type === 'startup')).toBe(false);
+        expect(forwarded).toEqual(new Uint8Array());
+      }
+    },
+  );
 });
 
 describe('FrontendFramer: normal-phase refusals', () => {

@@ -7,7 +7,11 @@ import type { PostgresInfo } from '../../dev/postgres.js';
 export const postgres = (): PostgresInfo => inject('postgres');
 
 /** An unmodified pg client whose socket is the shim, talking to the bridge at `url`. */
-export function bridgeClient(url: string, config: pg.ClientConfig = {}, socket: Partial<SocketOptions> = {}): pg.Client {
+export function bridgeClient(
+  url: string,
+  config: pg.ClientConfig = {},
+  socket: Partial<SocketOptions> = {},
+): pg.Client {
   const db = postgres();
   return new pg.Client({
     user: db.user,
@@ -40,7 +44,11 @@ export interface RawSession {
 }
 
 /** Sends each chunk as one binary WebSocket message and collects what comes back until the bridge closes. */
-export async function rawSession(url: string, chunks: Array<Uint8Array | string>, timeoutMs = 5000): Promise<RawSession> {
+export async function rawSession(
+  url: string,
+  chunks: Array<Uint8Array | string>,
+  timeoutMs = 5000,
+): Promise<RawSession> {
   const ws = new WebSocket(url, { perMessageDeflate: false });
   const received: Buffer[] = [];
   ws.on('message', (data: Buffer) => received.push(data));
@@ -63,7 +71,11 @@ export async function rawSession(url: string, chunks: Array<Uint8Array | string>
 }
 
 /** Polls until `check` holds or the time is up; returns the last value seen. */
-export async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 2000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  check: (value: T) => boolean,
+  timeoutMs = 2000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let value = await probe();
   while (!check(value) && Date.now() < deadline) {

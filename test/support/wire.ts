@@ -37,12 +37,19 @@ export function concat(...chunks: Uint8Array[]): Uint8Array {
 
 /** Untyped startup-phase packet: length (counting itself) then body. */
 export function packet(body: Uint8Array): Uint8Array {
-  return new Bytes().int32(body.length + 4).raw(body).build();
+  return new Bytes()
+    .int32(body.length + 4)
+    .raw(body)
+    .build();
 }
 
 /** Typed normal-phase message: type letter, length (counting itself), body. */
 export function message(type: string, body: Uint8Array = new Uint8Array()): Uint8Array {
-  return new Bytes().byte(type.charCodeAt(0)).int32(body.length + 4).raw(body).build();
+  return new Bytes()
+    .byte(type.charCodeAt(0))
+    .int32(body.length + 4)
+    .raw(body)
+    .build();
 }
 
 export function startupMessage(params: Record<string, string>, major = 3, minor = 0): Uint8Array {
@@ -75,7 +82,8 @@ export function bind(params: string[] = [], portal = '', statement = ''): Uint8A
   return message('B', body.int16(0).build());
 }
 export const describePortal = (portal = ''): Uint8Array => message('D', new Bytes().byte(0x50).cstring(portal).build());
-export const execute = (portal = '', maxRows = 0): Uint8Array => message('E', new Bytes().cstring(portal).int32(maxRows).build());
+export const execute = (portal = '', maxRows = 0): Uint8Array =>
+  message('E', new Bytes().cstring(portal).int32(maxRows).build());
 
 /** nmap's SMBProgNeg service probe, as it arrives on a PostgreSQL port. */
 export const NMAP_SMB_PROBE = Uint8Array.from(

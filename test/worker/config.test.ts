@@ -13,8 +13,20 @@ describe('loadConfig', () => {
   });
 
   it('reads every setting', () => {
-    const config = loadConfig({ PG_HOST: '10.0.0.5', PG_PORT: '6543', PG_TLS: 'off', MAX_MESSAGE_BYTES: '1048576', CONNECT_TIMEOUT_MS: '2500' });
-    expect(config).toEqual({ host: '10.0.0.5', port: 6543, tls: 'off', maxMessageBytes: 1048576, connectTimeoutMs: 2500 });
+    const config = loadConfig({
+      PG_HOST: '10.0.0.5',
+      PG_PORT: '6543',
+      PG_TLS: 'off',
+      MAX_MESSAGE_BYTES: '1048576',
+      CONNECT_TIMEOUT_MS: '2500',
+    });
+    expect(config).toEqual({
+      host: '10.0.0.5',
+      port: 6543,
+      tls: 'off',
+      maxMessageBytes: 1048576,
+      connectTimeoutMs: 2500,
+    });
   });
 
   it('lists every problem at once', () => {

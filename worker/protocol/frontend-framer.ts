@@ -203,7 +203,13 @@ function frameLengthLimits(limits: FramerLimits): { minLength: Uint32Array; maxL
       maxLength[type] = max;
     }
   };
-  const large = [FrontendType.Bind, FrontendType.CopyData, FrontendType.FunctionCall, FrontendType.Parse, FrontendType.Query];
+  const large = [
+    FrontendType.Bind,
+    FrontendType.CopyData,
+    FrontendType.FunctionCall,
+    FrontendType.Parse,
+    FrontendType.Query,
+  ];
   set(large, MIN_FRAME_LENGTH, cap(PQ_LARGE_MESSAGE_LIMIT));
   const small = [FrontendType.Close, FrontendType.CopyFail, FrontendType.Describe, FrontendType.Execute];
   set(small, MIN_FRAME_LENGTH, cap(PQ_SMALL_MESSAGE_LIMIT));

@@ -96,8 +96,5 @@ function decodeParameters(packet: Uint8Array): Array<[string, string]> {
     ]);
     offset = valueEnd + 1;
   }
-  throw new BridgeError(
-    'INVALID_STARTUP_LAYOUT',
-    'invalid startup packet layout: expected terminator as last byte',
-  );
+  throw new BridgeError('INVALID_STARTUP_LAYOUT', 'invalid startup packet layout: expected terminator as last byte');
 }

@@ -1,0 +1,174 @@
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Socket, SocketError } from '../../client/index.js';
+import { freePort } from '../../dev/postgres.js';
+
+/** A real WebSocket server on loopback standing in for the bridge, recording every message. */
+async function server(onConnection: (peer: WebSocket) => void = () => {}) {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const messages: Buffer[] = [];
+  const extensions: string[] = [];
+  wss.on('connection', (peer, request) => {
+    extensions.push(request.headers['sec-websocket-extensions'] ?? '');
+    peer.on('message', (data: Buffer) => messages.push(data));
+    onConnection(peer);
+  });
+  servers.push(wss);
+  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/v1`, messages, extensions };
+}
+
+const servers: WebSocketServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((wss) => new Promise((resolve) => wss.close(resolve))));
+});
+
+function socketTo(url: string, options: Partial<ConstructorParameters<typeof Socket>[0]> = {}): Socket {
+  return new Socket({ url, WebSocket: WebSocket as never, ...options });
+}
+
+const once = <T = unknown>(socket: Socket, event: string) => new Promise<T>((resolve) => socket.once(event, resolve));
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+};
+
+describe('client Socket', () => {
+  it('accepts writes before the WebSocket opens and sends them in order, in one message', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url).connect();
+    socket.write(Uint8Array.of(1, 2));
+    socket.write(Uint8Array.of(3));
+    await once(socket, 'connect');
+    await until(() => messages.length > 0);
+    expect(messages.map((m) => [...m])).toEqual([[1, 2, 3]]);
+    socket.destroy();
+  });
+
+  it('coalesces the writes of one tick into one WebSocket message, without a timer', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    for (let i = 0; i < 5; i++) socket.write(Uint8Array.of(i));
+    await Promise.resolve();
+    await new Promise((resolve) => queueMicrotask(() => resolve(null)));
+    socket.write(Uint8Array.of(9));
+    await until(() => messages.length >= 2);
+    expect(messages.map((m) => [...m])).toEqual([[0, 1, 2, 3, 4], [9]]);
+    socket.destroy();
+  });
+
+  it('splits a large write into messages no larger than maxMessageBytes, losing nothing', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url, { maxMessageBytes: 1000 }).connect();
+    await once(socket, 'connect');
+    const big = Uint8Array.from({ length: 2500 }, (_, i) => i % 251);
+    socket.write(big.subarray(0, 700));
+    socket.write(big.subarray(700));
+    await until(() => messages.length >= 3);
+    expect(messages.map((m) => m.length)).toEqual([1000, 1000, 500]);
+    expect(new Uint8Array(Buffer.concat(messages))).toEqual(big);
+    socket.destroy();
+  });
+
+  it('does not offer permessage-deflate when it can choose', async () => {
+    const { url, extensions } = await server();
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    expect(extensions).toEqual(['']);
+    socket.destroy();
+  });
+
+  it('emits received messages as data, and end then close when the peer closes normally', async () => {
+    const { url } = await server((peer) => {
+      peer.send(Uint8Array.of(7, 8));
+      peer.close(1000);
+    });
+    const socket = socketTo(url).connect();
+    const events: string[] = [];
+    socket.on('data', (chunk: Uint8Array) => events.push(`data:${[...chunk]}`));
+    socket.on('end', () => events.push('end'));
+    await once(socket, 'close');
+    expect(events).toEqual(['data:7,8', 'end']);
+  });
+
+  it('holds data while paused, hands it out through read(), and ends only after it was read', async () => {
+    const { url } = await server((peer) => {
+      peer.send(Uint8Array.of(1));
+      peer.send(Uint8Array.of(2));
+      peer.close(1000);
+    });
+    const socket = socketTo(url);
+    socket.pause();
+    const data: number[] = [];
+    socket.on('data', (chunk: Uint8Array) => data.push(...chunk));
+    let ended = false;
+    socket.on('end', () => (ended = true));
+    socket.connect();
+    await once(socket, 'readable');
+    await until(() => !socket.writable);
+    expect(ended).toBe(false);
+    expect([...socket.read()!]).toEqual([1]);
+    socket.resume();
+    expect(data).toEqual([2]);
+    await until(() => ended);
+    expect(ended).toBe(true);
+  });
+
+  it('turns a dropped WebSocket into an Error with code ECONNRESET, then close', async () => {
+    const { url } = await server((peer) => peer.terminate());
+    const socket = socketTo(url).connect();
+    const events: string[] = [];
+    let error: SocketError | undefined;
+    socket.on('error', (e: SocketError) => {
+      error = e;
+      events.push('error');
+    });
+    socket.on('close', () => events.push('close'));
+    await until(() => events.length === 2);
+    expect(error).toBeInstanceOf(Error);
+    expect(error).toMatchObject({ code: 'ECONNRESET', closeCode: 1006 });
+    expect(events).toEqual(['error', 'close']);
+  });
+
+  it('reports a bridge that cannot be reached as an Error with code ECONNREFUSED', async () => {
+    const socket = socketTo(`ws://127.0.0.1:${await freePort()}/v1`).connect();
+    const [error] = await Promise.all([once<SocketError>(socket, 'error'), once(socket, 'close')]);
+    expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
+  it('fails a write after end() with EPIPE through the callback and an error event, without throwing', async () => {
+    const { url } = await server();
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    socket.end();
+    const errorEvent = once<SocketError>(socket, 'error');
+    const callbackError = new Promise<Error | null | undefined>((resolve) => socket.write(Uint8Array.of(1), resolve));
+    expect(await callbackError).toMatchObject({ code: 'EPIPE' });
+    expect(await errorEvent).toMatchObject({ code: 'EPIPE' });
+  });
+
+  it('destroy(error) emits error, then close', async () => {
+    const { url } = await server();
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    const events: string[] = [];
+    socket.on('error', (error: Error) => events.push(`error:${error.message}`));
+    socket.on('close', () => events.push('close'));
+    socket.destroy(new Error('boom'));
+    await until(() => events.length === 2);
+    expect(events).toEqual(['error:boom', 'close']);
+  });
+
+  it('says so when there is no WebSocket implementation', async () => {
+    const global = globalThis as { WebSocket?: unknown };
+    const saved = global.WebSocket;
+    delete global.WebSocket;
+    try {
+      const socket = new Socket({ url: 'ws://127.0.0.1:1/v1' }).connect();
+      expect(await once<SocketError>(socket, 'error')).toMatchObject({ code: 'ERR_NO_WEBSOCKET' });
+    } finally {
+      if (saved !== undefined) global.WebSocket = saved;
+    }
+  });
+});
