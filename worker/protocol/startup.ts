@@ -57,11 +57,12 @@ export function decodeStartupPacket(packet: Uint8Array, state: NegotiationState)
   }
   // Newer minor versions pass through: PostgreSQL answers them with NegotiateProtocolVersion.
   const parameters = decodeParameters(packet);
-  const user = parameters.find(([name]) => name === 'user')?.[1] ?? '';
+  // As in the postmaster, a parameter given twice takes its last value.
+  const user = parameters.findLast(([name]) => name === 'user')?.[1] ?? '';
   if (user === '') {
     throw new BridgeError('MISSING_USER', 'no PostgreSQL user name specified in startup packet');
   }
-  const database = parameters.find(([name]) => name === 'database')?.[1] || user;
+  const database = parameters.findLast(([name]) => name === 'database')?.[1] || user;
   return { kind: 'startup-message', message: { majorVersion, minorVersion, parameters, user, database } };
 }
 

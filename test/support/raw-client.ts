@@ -1,0 +1,158 @@
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { Bytes, concat, errorFields, message, readMessages, startupMessage, type BackendMessage } from './wire.js';
+
+/**
+ * A small raw-protocol client for tests: it speaks the startup phase and SCRAM-SHA-256 itself over a
+ * WebSocket to the bridge, so tests can ask for protocol 3.2, read BackendKeyData as sent, and send
+ * whatever bytes they like afterwards. Independent of the bridge's code and of any driver.
+ */
+export class RawClient {
+  private buffer: Uint8Array = new Uint8Array();
+  private waiters: Array<() => void> = [];
+  /** Every byte this client sent, in order. */
+  readonly sent: Uint8Array[] = [];
+  closeCode: number | undefined;
+  processId = 0;
+  secretKey = new Uint8Array();
+  readonly serverMessages: BackendMessage[] = [];
+
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      this.buffer = concat(this.buffer, new Uint8Array(data));
+      this.wake();
+    });
+    ws.on('close', (code: number) => {
+      this.closeCode = code;
+      this.wake();
+    });
+  }
+
+  static async open(url: string): Promise<RawClient> {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    return new RawClient(ws);
+  }
+
+  /** Opens, sends a StartupMessage for protocol 3.`minor`, authenticates, and waits for ReadyForQuery. */
+  static async connect(
+    url: string,
+    login: { user: string; password: string; database: string },
+    minor = 0,
+    extra: Record<string, string> = {},
+  ): Promise<RawClient> {
+    const client = await RawClient.open(url);
+    client.send(startupMessage({ user: login.user, database: login.database, ...extra }, 3, minor));
+    await client.authenticate(login.password);
+    return client;
+  }
+
+  send(bytes: Uint8Array): void {
+    this.sent.push(bytes);
+    this.ws.send(bytes);
+  }
+
+  /** The next whole backend message; throws if the connection closes first. */
+  async next(timeoutMs = 5000): Promise<BackendMessage> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const complete = this.completeLength();
+      if (complete > 0) {
+        const [first] = readMessages(this.buffer.subarray(0, complete));
+        this.buffer = this.buffer.slice(complete);
+        this.serverMessages.push(first!);
+        return first!;
+      }
+      if (this.closeCode !== undefined) throw new Error(`connection closed (${this.closeCode})`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('no message in time');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Messages up to and including the first of type `type`. */
+  async until(type: string, timeoutMs = 5000): Promise<BackendMessage[]> {
+    const seen: BackendMessage[] = [];
+    for (;;) {
+      const next = await this.next(timeoutMs);
+      seen.push(next);
+      if (next.type === type) return seen;
+    }
+  }
+
+  /** Waits until the bridge closes the WebSocket; returns its close code. */
+  async closed(timeoutMs = 5000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.closeCode === undefined && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    if (this.closeCode === undefined) throw new Error('still open');
+    return this.closeCode;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  /** Drops the connection without a close frame. */
+  drop(): void {
+    this.ws.terminate();
+  }
+
+  private async authenticate(password: string): Promise<void> {
+    const nonce = randomBytes(18).toString('base64');
+    const clientFirstBare = `n=,r=${nonce}`;
+    for (;;) {
+      const msg = await this.next();
+      if (msg.type === 'E') throw Object.assign(new Error(errorFields(msg.body).M), errorFields(msg.body));
+      if (msg.type === 'K') {
+        const view = Buffer.from(msg.body);
+        this.processId = view.readInt32BE(0);
+        this.secretKey = msg.body.slice(4);
+      }
+      if (msg.type === 'Z') return;
+      if (msg.type !== 'R') continue;
+      const code = Buffer.from(msg.body).readInt32BE(0);
+      if (code === 10) {
+        // AuthenticationSASL: answer with SASLInitialResponse.
+        const first = Buffer.from(`n,,${clientFirstBare}`);
+        this.send(message('p', new Bytes().cstring('SCRAM-SHA-256').int32(first.length).raw(first).build()));
+      } else if (code === 11) {
+        const serverFirst = Buffer.from(msg.body.subarray(4)).toString();
+        const attrs = Object.fromEntries(serverFirst.split(',').map((kv) => [kv[0], kv.slice(2)]));
+        const salted = pbkdf2Sync(password, Buffer.from(attrs.s!, 'base64'), Number(attrs.i), 32, 'sha256');
+        const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+        const storedKey = createHash('sha256').update(clientKey).digest();
+        const withoutProof = `c=biws,r=${attrs.r}`;
+        const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
+        const signature = createHmac('sha256', storedKey).update(authMessage).digest();
+        const proof = Buffer.from(clientKey.map((byte, i) => byte ^ signature[i]!)).toString('base64');
+        this.send(message('p', new Bytes().raw(Buffer.from(`${withoutProof},p=${proof}`)).build()));
+      } else if (code !== 0 && code !== 12) {
+        throw new Error(`unexpected authentication request ${code}`);
+      }
+    }
+  }
+
+  /** Length of the first whole message in the buffer, or 0. */
+  private completeLength(): number {
+    if (this.buffer.length < 5) return 0;
+    const length = Buffer.from(this.buffer.buffer, this.buffer.byteOffset + 1, 4).readUInt32BE(0) + 1;
+    return this.buffer.length >= length ? length : 0;
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
