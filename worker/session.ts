@@ -24,6 +24,10 @@ export class BridgeSession {
   /** Client bytes accepted while PostgreSQL is still being connected to. */
   private pending: Uint8Array[] = [];
   private readonly boundaries = new BackendBoundaries();
+  /** Server bytes on their way to the client; nothing leaves once the session is closed. */
+  private readonly toClient = new OutgoingBuffer((message) => {
+    if (this.state !== 'closed') safely(() => this.ws.send(message));
+  });
 
   constructor(
     private readonly ws: WebSocket,
@@ -111,7 +115,7 @@ export class BridgeSession {
    * RELAY_BUFFER_BYTES are gathered, or the next read does not complete within one event-loop turn.
    */
   private async relayFromServer(postgres: PostgresSocket): Promise<void> {
-    const outgoing = new OutgoingBuffer((message) => this.ws.send(message));
+    const outgoing = this.toClient;
     try {
       for (;;) {
         const read = postgres.reader.read();
@@ -140,34 +144,33 @@ export class BridgeSession {
       this.close(CloseCode.Normal, 'server closed the connection');
       return;
     }
-    this.fail(new BridgeError('SERVER_CONNECTION_LOST', 'server closed the connection unexpectedly'));
+    this.refuse(new BridgeError('SERVER_CONNECTION_LOST', 'server closed the connection unexpectedly'));
   }
 
   private onServerFailure(error: unknown): void {
     if (this.state === 'closed') return;
     this.log(`write to PostgreSQL failed: ${String(error)}`);
-    this.fail(new BridgeError('SERVER_CONNECTION_LOST', 'connection to the database server was lost'));
+    this.refuse(new BridgeError('SERVER_CONNECTION_LOST', 'connection to the database server was lost'));
   }
 
-  /** Ends with an ErrorResponse when it can be put between two whole server messages. */
-  private fail(error: BridgeError): void {
-    if (this.boundaries.atBoundary) this.refuse(error);
-    else this.close(error.closeCode, error.code);
-  }
-
-  /** Sends a FATAL ErrorResponse, then closes both sides: as PostgreSQL refuses a client. */
+  /**
+   * Ends the session as PostgreSQL ends one it refuses: a FATAL ErrorResponse, then close. Server
+   * bytes already read go first; the ErrorResponse follows only where it lands between two whole
+   * server messages, since one in the middle of another would garble the client's stream.
+   */
   private refuse(error: BridgeError): void {
     if (this.state === 'closed') return;
-    safely(() => this.ws.send(encodeFatalError(error)));
+    this.toClient.flush();
+    if (this.boundaries.atBoundary) safely(() => this.ws.send(encodeFatalError(error)));
     this.close(error.closeCode, error.code);
   }
 
-  /** The client went away: leave no backend behind. */
   /** Read through a method: the state may change while a connect is awaited. */
   private isClosed(): boolean {
     return this.state === 'closed';
   }
 
+  /** The client went away: leave no backend behind. */
   private onClientGone(): void {
     if (this.state === 'closed') return;
     this.close(CloseCode.Normal, 'client closed the connection');

@@ -1,7 +1,20 @@
 import fc from 'fast-check';
 import { FrontendFramer, type FrontendEvent } from '../../worker/protocol/frontend-framer.js';
 import { referenceVerdict } from './reference-framer.js';
-import { Bytes, bind, concat, execute, flush, message, parse, query, startupMessage, sync, sslRequest, gssencRequest } from './wire.js';
+import {
+  Bytes,
+  bind,
+  concat,
+  execute,
+  flush,
+  message,
+  parse,
+  query,
+  startupMessage,
+  sync,
+  sslRequest,
+  gssencRequest,
+} from './wire.js';
 
 const SQLSTATES = new Set(['08P01', '0A000', '28000']);
 
@@ -20,28 +33,52 @@ const validFrame: fc.Arbitrary<Uint8Array> = fc.oneof(
 
 const parameterText = fc.string({ minLength: 1, maxLength: 12 }).map((text) => text.replaceAll('\0', '_'));
 
+/** Valid frames after startup. */
+export const frameList = fc.array(validFrame, { maxLength: 12 });
+
 /** A valid session: optional encryption requests, a StartupMessage, then valid frames. */
 export const validSession: fc.Arbitrary<{ startup: Uint8Array; frames: Uint8Array[] }> = fc.record({
   startup: fc
     .tuple(fc.boolean(), fc.boolean(), parameterText, parameterText, fc.constantFrom(0, 2, 3))
     .map(([gss, ssl, user, database, minor]) =>
-      concat(...(gss ? [gssencRequest()] : []), ...(ssl ? [sslRequest()] : []), startupMessage({ user, database }, 3, minor)),
+      concat(
+        ...(gss ? [gssencRequest()] : []),
+        ...(ssl ? [sslRequest()] : []),
+        startupMessage({ user, database }, 3, minor),
+      ),
     ),
-  frames: fc.array(validFrame, { maxLength: 12 }),
+  frames: frameList,
 });
 
 const HOSTILE_LENGTHS = [0, 1, 2, 3, 5, 10001, 65536, 0x7fffffff, 0x80000000, 0xffffffff];
 
-/** A change to a valid stream, at a position chosen by a fraction of its length. */
-const mutation = fc.oneof(
-  fc.record({ kind: fc.constant('flip-type' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), value: fc.integer({ min: 0, max: 255 }) }),
-  fc.record({ kind: fc.constant('set-length' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), value: fc.constantFrom(...HOSTILE_LENGTHS) }),
+/** A change to the frames after startup, at a frame chosen by a fraction of their count. */
+const frameMutations = [
+  fc.record({
+    kind: fc.constant('flip-type' as const),
+    at: fc.double({ min: 0, max: 1, noNaN: true }),
+    value: fc.integer({ min: 0, max: 255 }),
+  }),
+  fc.record({
+    kind: fc.constant('set-length' as const),
+    at: fc.double({ min: 0, max: 1, noNaN: true }),
+    value: fc.constantFrom(...HOSTILE_LENGTHS),
+  }),
   fc.record({ kind: fc.constant('truncate' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.double({ min: 0, max: 1, noNaN: true }),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+  }),
+] as const;
+export const frameMutation = () => fc.oneof(...frameMutations);
+const mutation = fc.oneof(
+  ...frameMutations,
   fc.record({ kind: fc.constant('startup-length' as const), value: fc.constantFrom(...HOSTILE_LENGTHS) }),
 );
 
 type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
+export type FrameMutation = Exclude<Mutation, { kind: 'startup-length' }>;
 
 /** Applies a mutation to the frames after startup (or to the startup length). */
 export function mutate(session: { startup: Uint8Array; frames: Uint8Array[] }, change: Mutation | null): Uint8Array {
@@ -101,7 +138,9 @@ export function checkAgainstReference(stream: Uint8Array, chunks: Uint8Array[]):
   const refused = refusals[0]?.type === 'refused' ? refusals[0].error : undefined;
   if (refused && !SQLSTATES.has(refused.sqlState)) throw new Error(`refused with ${refused.sqlState}`);
   if ((refused?.sqlState ?? null) !== expected.refusedWith) {
-    throw new Error(`refused with ${refused?.sqlState ?? 'nothing'}, the model says ${expected.refusedWith ?? 'nothing'}`);
+    throw new Error(
+      `refused with ${refused?.sqlState ?? 'nothing'}, the model says ${expected.refusedWith ?? 'nothing'}`,
+    );
   }
   if (events.some((e) => e.type === 'startup') !== expected.started) throw new Error('startup verdict differs');
   if (Buffer.compare(Buffer.from(forwarded), Buffer.from(expected.forwarded)) !== 0) {
@@ -110,10 +149,15 @@ export function checkAgainstReference(stream: Uint8Array, chunks: Uint8Array[]):
 }
 
 /** Mutated valid sessions, split anywhere: the framer agrees with the model. */
-export const mutatedSessions = fc.property(validSession, fc.option(mutation, { nil: null }), cuts, (session, change, at) => {
-  const stream = mutate(session, change);
-  checkAgainstReference(stream, split(stream, at));
-});
+export const mutatedSessions = fc.property(
+  validSession,
+  fc.option(mutation, { nil: null }),
+  cuts,
+  (session, change, at) => {
+    const stream = mutate(session, change);
+    checkAgainstReference(stream, split(stream, at));
+  },
+);
 
 /** Random bytes, split anywhere: the framer never throws and agrees with the model. */
 export const randomBytes = fc.property(fc.uint8Array({ maxLength: 300 }), cuts, (stream, at) => {

@@ -79,6 +79,22 @@ export class RawClient {
     }
   }
 
+  /** Every whole message received and not yet read. */
+  drain(): BackendMessage[] {
+    const messages: BackendMessage[] = [];
+    for (let length = this.completeLength(); length > 0; length = this.completeLength()) {
+      messages.push(...readMessages(this.buffer.subarray(0, length)));
+      this.buffer = this.buffer.slice(length);
+    }
+    this.serverMessages.push(...messages);
+    return messages;
+  }
+
+  /** Bytes received that do not make a whole message. */
+  get leftover(): number {
+    return this.buffer.length;
+  }
+
   /** Messages up to and including the first of type `type`. */
   async until(type: string, timeoutMs = 5000): Promise<BackendMessage[]> {
     const seen: BackendMessage[] = [];

@@ -26,7 +26,11 @@ export function referenceVerdict(stream: Uint8Array, maxMessageLength = 0x3fffff
   let at = 0;
   let ssl = false;
   let gss = false;
-  const none = (refusedWith: string | null): ReferenceVerdict => ({ refusedWith, forwarded: new Uint8Array(), started: false });
+  const none = (refusedWith: string | null): ReferenceVerdict => ({
+    refusedWith,
+    forwarded: new Uint8Array(),
+    started: false,
+  });
   for (;;) {
     if (stream.length - at < 4) return none(null);
     const length = u32(stream, at);
