@@ -17,7 +17,7 @@ const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 let total = 0;
 let failures = 0;
 
-function report(name: string, details: fc.RunDetails<unknown>): void {
+function report<T>(name: string, details: fc.RunDetails<T>): void {
   total += details.numRuns;
   if (details.failed) failures += 1;
   console.log(`${name}: runs=${details.numRuns} failures=${details.failed ? 1 : 0} seed=${details.seed}`);
