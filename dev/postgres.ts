@@ -17,7 +17,11 @@ export interface PostgresInfo {
 }
 
 export interface RunningPostgres extends PostgresInfo {
+  /** Stops the server (fast shutdown, as SIGINT asks) and removes its data. */
   stop(): Promise<void>;
+  /** Stops the server, keeping its data, until `startServer()`: for fault tests. */
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
 }
 
 /**
@@ -41,7 +45,8 @@ export async function startPostgres(
     user: 'postgres',
     password,
     authMethod: 'scram-sha-256',
-    persistent: false,
+    // Kept across stopServer()/startServer(); stop() removes the directory itself.
+    persistent: true,
     createPostgresUser: true,
     postgresFlags: [
       '-c',
@@ -85,6 +90,8 @@ export async function startPostgres(
       await postgres.stop();
       await rm(databaseDir, { recursive: true, force: true });
     },
+    stopServer: () => postgres.stop(),
+    startServer: () => postgres.start(),
   };
 }
 

@@ -7,6 +7,7 @@ export interface Env {
   PG_TLS?: string;
   MAX_MESSAGE_BYTES?: string;
   CONNECT_TIMEOUT_MS?: string;
+  STARTUP_TIMEOUT_MS?: string;
 }
 
 export interface BridgeConfig {
@@ -18,6 +19,8 @@ export interface BridgeConfig {
   /** Largest client message accepted, counting its 4 length bytes. */
   readonly maxMessageBytes: number;
   readonly connectTimeoutMs: number;
+  /** Time from the upgrade to a complete StartupMessage (or CancelRequest). */
+  readonly startupTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -51,9 +54,17 @@ export function loadConfig(env: Env): BridgeConfig {
     problems,
   );
   const connectTimeoutMs = integer(env.CONNECT_TIMEOUT_MS, 'CONNECT_TIMEOUT_MS', 10000, 1, 600000, problems);
+  const startupTimeoutMs = integer(env.STARTUP_TIMEOUT_MS, 'STARTUP_TIMEOUT_MS', 10000, 1, 600000, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  const config: BridgeConfig = { host, port, tls: tls as BridgeConfig['tls'], maxMessageBytes, connectTimeoutMs };
+  const config: BridgeConfig = {
+    host,
+    port,
+    tls: tls as BridgeConfig['tls'],
+    maxMessageBytes,
+    connectTimeoutMs,
+    startupTimeoutMs,
+  };
   parsed.set(env, config);
   return config;
 }

@@ -23,41 +23,14 @@ export async function openPostgresSocket(
   greeting: Uint8Array,
   log: (msg: string) => void,
 ): Promise<PostgresSocket> {
-  const address = { hostname: config.host, port: config.port };
-  const socket = connect(address, {
-    secureTransport: config.tls === 'require' ? 'starttls' : 'off',
-    allowHalfOpen: false,
-  });
+  const sockets: Socket[] = [];
+  // One deadline for the whole sequence: a server that accepts and then stays silent must not hang us.
+  const opening = negotiate(config, greeting, log, sockets);
+  opening.catch(() => {}); // after a timeout, its own failure has no one left to tell
   try {
-    await withTimeout(socket.opened, config.connectTimeoutMs);
-    if (config.tls === 'off') {
-      const plain = wrap(socket);
-      await plain.writer.write(greeting);
-      return plain;
-    }
-
-    const writer = socket.writable.getWriter();
-    await writer.write(SSL_REQUEST);
-    writer.releaseLock();
-    const answer = await readOneByte(socket);
-    if (answer !== SSL_ACCEPTED) {
-      throw new BridgeError(
-        'SERVER_TLS_REFUSED',
-        'the database server does not accept TLS connections',
-        answer === ENCRYPTION_REFUSED ? undefined : 'It answered the SSLRequest with an unexpected byte.',
-      );
-    }
-    const secure = wrap(socket.startTls());
-    try {
-      await withTimeout(secure.writer.write(greeting), config.connectTimeoutMs);
-    } catch (error) {
-      log(`TLS handshake with ${config.host}:${config.port} failed: ${String(error)}`);
-      secure.close();
-      throw new BridgeError('SERVER_TLS_FAILED', 'could not establish a TLS connection to the database server');
-    }
-    return secure;
+    return await withTimeout(opening, config.connectTimeoutMs);
   } catch (error) {
-    socket.close().catch(() => {});
+    for (const socket of sockets) socket.close().catch(() => {});
     if (error instanceof BridgeError) throw error;
     if (error instanceof ConnectTimeout) {
       throw new BridgeError(
@@ -70,11 +43,57 @@ export async function openPostgresSocket(
   }
 }
 
+async function negotiate(
+  config: BridgeConfig,
+  greeting: Uint8Array,
+  log: (msg: string) => void,
+  sockets: Socket[],
+): Promise<PostgresSocket> {
+  const socket = connect(
+    { hostname: config.host, port: config.port },
+    { secureTransport: config.tls === 'require' ? 'starttls' : 'off', allowHalfOpen: false },
+  );
+  sockets.push(socket);
+  await socket.opened;
+  if (config.tls === 'off') {
+    const plain = wrap(socket);
+    await plain.writer.write(greeting);
+    return plain;
+  }
+
+  const writer = socket.writable.getWriter();
+  await writer.write(SSL_REQUEST);
+  writer.releaseLock();
+  const answer = await readOneByte(socket);
+  if (answer !== SSL_ACCEPTED) {
+    throw new BridgeError(
+      'SERVER_TLS_REFUSED',
+      'the database server does not accept TLS connections',
+      answer === ENCRYPTION_REFUSED ? undefined : 'It answered the SSLRequest with an unexpected byte.',
+    );
+  }
+  const tls = socket.startTls();
+  sockets.push(tls);
+  const secure = wrap(tls);
+  try {
+    await secure.writer.write(greeting);
+  } catch (error) {
+    log(`TLS handshake with ${config.host}:${config.port} failed: ${String(error)}`);
+    throw new BridgeError('SERVER_TLS_FAILED', 'could not establish a TLS connection to the database server');
+  }
+  return secure;
+}
+
 function wrap(socket: Socket): PostgresSocket {
+  const reader = socket.readable.getReader();
   return {
-    reader: socket.readable.getReader(),
+    reader,
     writer: socket.writable.getWriter(),
-    close: () => void socket.close().catch(() => {}),
+    close: () => {
+      // Stop reading first: PostgreSQL blocked sending a result only notices a socket that is gone.
+      void reader.cancel().catch(() => {});
+      void socket.close().catch(() => {});
+    },
   };
 }
 

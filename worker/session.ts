@@ -24,6 +24,7 @@ export class BridgeSession {
   /** Client bytes accepted while PostgreSQL is still being connected to. */
   private pending: Uint8Array[] = [];
   private readonly boundaries = new BackendBoundaries();
+  private readonly startupTimer: ReturnType<typeof setTimeout>;
   /** Server bytes on their way to the client; nothing leaves once the session is closed. */
   private readonly toClient = new OutgoingBuffer((message) => {
     if (this.state !== 'closed') safely(() => this.ws.send(message));
@@ -35,6 +36,10 @@ export class BridgeSession {
     private readonly log: (msg: string) => void = (msg) => console.log(msg),
   ) {
     this.framer = new FrontendFramer({ maxMessageLength: config.maxMessageBytes });
+    // A client that never completes its startup packet would hold the session open forever.
+    this.startupTimer = setTimeout(() => {
+      this.refuse(new BridgeError('INCOMPLETE_STARTUP', 'incomplete startup packet'));
+    }, config.startupTimeoutMs);
     ws.addEventListener('message', (event) => this.onClientMessage(event.data));
     ws.addEventListener('close', () => this.onClientGone());
     ws.addEventListener('error', () => this.onClientGone());
@@ -57,9 +62,11 @@ export class BridgeSession {
         this.ws.send(ENCRYPTION_REFUSED_REPLY);
         return;
       case 'startup':
+        clearTimeout(this.startupTimer);
         void this.connect(event.packet);
         return;
       case 'cancel':
+        clearTimeout(this.startupTimer);
         void this.forwardCancel(event.packet);
         return;
       case 'frames':
@@ -179,13 +186,15 @@ export class BridgeSession {
   private close(code: number, reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    clearTimeout(this.startupTimer);
     this.pending = [];
     const postgres = this.postgres;
     this.postgres = null;
     if (postgres) {
-      // A Terminate is only well-formed between two whole client messages.
-      const goodbye = this.framer.atBoundary ? postgres.writer.write(TERMINATE) : Promise.resolve();
-      goodbye.catch(() => {}).finally(() => postgres.close());
+      // A Terminate is only well-formed between two whole client messages. It goes in the write
+      // queue ahead of the close; a backend busy sending would not read it, so the close must not wait.
+      if (this.framer.atBoundary) postgres.writer.write(TERMINATE).catch(() => {});
+      postgres.close();
     }
     safely(() => this.ws.close(code, reason));
   }

@@ -1,11 +1,20 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
 import { Bytes, concat, errorFields, message, readMessages, startupMessage, type BackendMessage } from './wire.js';
 
+/** How the raw client reaches the server: a WebSocket to the bridge, or TCP straight to PostgreSQL. */
+interface Transport {
+  send(bytes: Uint8Array): void;
+  close(): void;
+  drop(): void;
+}
+
 /**
- * A small raw-protocol client for tests: it speaks the startup phase and SCRAM-SHA-256 itself over a
- * WebSocket to the bridge, so tests can ask for protocol 3.2, read BackendKeyData as sent, and send
- * whatever bytes they like afterwards. Independent of the bridge's code and of any driver.
+ * A small raw-protocol client for tests: it speaks the startup phase and SCRAM-SHA-256 itself, over a
+ * WebSocket to the bridge or over TCP to PostgreSQL, so tests can ask for protocol 3.2, read
+ * BackendKeyData as sent, send whatever bytes they like afterwards, and compare the two paths.
+ * Independent of the bridge's code and of any driver.
  */
 export class RawClient {
   private buffer: Uint8Array = new Uint8Array();
@@ -17,34 +26,55 @@ export class RawClient {
   secretKey = new Uint8Array();
   readonly serverMessages: BackendMessage[] = [];
 
-  private constructor(private readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer) => {
-      this.buffer = concat(this.buffer, new Uint8Array(data));
-      this.wake();
-    });
-    ws.on('close', (code: number) => {
-      this.closeCode = code;
-      this.wake();
-    });
+  private transport!: Transport;
+
+  private receive(data: Uint8Array): void {
+    this.buffer = concat(this.buffer, data);
+    this.wake();
   }
 
+  private onClose(code: number): void {
+    this.closeCode = code;
+    this.wake();
+  }
+
+  /** A WebSocket to the bridge at `url`. */
   static async open(url: string): Promise<RawClient> {
     const ws = new WebSocket(url, { perMessageDeflate: false });
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
     });
-    return new RawClient(ws);
+    const client = new RawClient();
+    ws.on('message', (data: Buffer) => client.receive(new Uint8Array(data)));
+    ws.on('close', (code: number) => client.onClose(code));
+    client.transport = { send: (b) => ws.send(b), close: () => ws.close(), drop: () => ws.terminate() };
+    return client;
+  }
+
+  /** Plain TCP straight to PostgreSQL; a close is reported as code 0. */
+  static async openTcp(host: string, port: number): Promise<RawClient> {
+    const socket = tcpConnect(port, host);
+    await new Promise((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const client = new RawClient();
+    socket.on('data', (data) => client.receive(new Uint8Array(data)));
+    socket.on('close', () => client.onClose(0));
+    socket.on('error', () => {});
+    client.transport = { send: (b) => socket.write(b), close: () => socket.end(), drop: () => socket.destroy() };
+    return client;
   }
 
   /** Opens, sends a StartupMessage for protocol 3.`minor`, authenticates, and waits for ReadyForQuery. */
   static async connect(
-    url: string,
+    url: string | { host: string; port: number },
     login: { user: string; password: string; database: string },
     minor = 0,
     extra: Record<string, string> = {},
   ): Promise<RawClient> {
-    const client = await RawClient.open(url);
+    const client = typeof url === 'string' ? await RawClient.open(url) : await RawClient.openTcp(url.host, url.port);
     client.send(startupMessage({ user: login.user, database: login.database, ...extra }, 3, minor));
     await client.authenticate(login.password);
     return client;
@@ -52,7 +82,7 @@ export class RawClient {
 
   send(bytes: Uint8Array): void {
     this.sent.push(bytes);
-    this.ws.send(bytes);
+    this.transport.send(bytes);
   }
 
   /** The next whole backend message; throws if the connection closes first. */
@@ -116,12 +146,12 @@ export class RawClient {
   }
 
   close(): void {
-    this.ws.close();
+    this.transport.close();
   }
 
   /** Drops the connection without a close frame. */
   drop(): void {
-    this.ws.terminate();
+    this.transport.drop();
   }
 
   private async authenticate(password: string): Promise<void> {

@@ -4,6 +4,7 @@ import { CloseCode, SqlState } from './constants.js';
 export type BridgeErrorCode =
   | 'INVALID_STARTUP_LENGTH'
   | 'INVALID_STARTUP_LAYOUT'
+  | 'INCOMPLETE_STARTUP'
   | 'UNSUPPORTED_PROTOCOL'
   | 'MISSING_USER'
   | 'INVALID_CANCEL_REQUEST'
@@ -23,6 +24,7 @@ interface ErrorKind {
 const KINDS: Record<BridgeErrorCode, ErrorKind> = {
   INVALID_STARTUP_LENGTH: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
   INVALID_STARTUP_LAYOUT: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
+  INCOMPLETE_STARTUP: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
   UNSUPPORTED_PROTOCOL: { sqlState: SqlState.FeatureNotSupported, closeCode: CloseCode.ProtocolError },
   MISSING_USER: {
     sqlState: SqlState.InvalidAuthorizationSpecification,
