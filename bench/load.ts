@@ -64,7 +64,13 @@ export async function runLoad(bridgeUrl: string, login: Login, clients: number, 
   };
   const bridged = await Promise.all(
     Array.from({ length: clients }, () =>
-      connect(() => new pg.Client({ ...credentials, stream: () => new Socket({ url: bridgeUrl, WebSocket: WebSocket as never }) as never })),
+      connect(
+        () =>
+          new pg.Client({
+            ...credentials,
+            stream: () => new Socket({ url: bridgeUrl, WebSocket: WebSocket as never }) as never,
+          }),
+      ),
     ),
   );
   const latencies: number[] = [];
@@ -75,12 +81,15 @@ export async function runLoad(bridgeUrl: string, login: Login, clients: number, 
 
   // The same queries over direct TCP, a few connections at a time, give the expected digests.
   const direct = await Promise.all(
-    Array.from({ length: Math.min(clients, 16) }, () => connect(() => new pg.Client({ ...credentials, host: login.host, port: login.port }))),
+    Array.from({ length: Math.min(clients, 16) }, () =>
+      connect(() => new pg.Client({ ...credentials, host: login.host, port: login.port })),
+    ),
   );
   const expected: string[] = new Array(clients);
   await Promise.all(
     direct.map(async (client, lane) => {
-      for (let id = lane; id < clients; id += direct.length) expected[id] = (await runClient(client, id, queries, [])).digest;
+      for (let id = lane; id < clients; id += direct.length)
+        expected[id] = (await runClient(client, id, queries, [])).digest;
     }),
   );
   await Promise.all(direct.map((client) => client.end()));
