@@ -1,3 +1,4 @@
+import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL } from '../worker/protocol/flow-control.js';
 import { Emitter } from './emitter.js';
 
 /** The standard WebSocket constructor: globalThis.WebSocket in browsers, Deno, Bun, Workers and Node ≥ 22; `ws` in older Node. */
@@ -8,11 +9,12 @@ export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
   readonly bufferedAmount?: number;
+  readonly protocol?: string;
   onopen: ((event: unknown) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
   onerror: ((event: unknown) => void) | null;
-  send(data: Uint8Array): void;
+  send(data: Uint8Array | string): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -31,6 +33,11 @@ export interface SocketOptions {
    * time than it saves bytes (local workerd accepts compression; Cloudflare's edge does not).
    */
   webSocketOptions?: object;
+  /**
+   * Take part in the bridge's flow control (default true): acknowledge the bytes handed to the
+   * driver, so the bridge stops reading from PostgreSQL while the driver is paused or slow.
+   */
+  flowControl?: boolean;
 }
 
 /** An Error with the `code` Node's net errors carry, so drivers can tell them apart. */
@@ -71,6 +78,10 @@ export class Socket extends Emitter {
   private readonly maxMessageBytes: number;
   private readonly highWaterMark: number;
   private readonly webSocketOptions: object;
+  private readonly askForFlowControl: boolean;
+  /** Set once the bridge agreed to flow control. */
+  private flowControl = false;
+  private deliveredSinceAck = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private pendingCallbacks: WriteCallback[] = [];
@@ -90,6 +101,7 @@ export class Socket extends Emitter {
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.webSocketOptions = options.webSocketOptions ?? { perMessageDeflate: false };
+    this.askForFlowControl = options.flowControl ?? true;
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
@@ -110,7 +122,8 @@ export class Socket extends Emitter {
     this.connecting = true;
     let ws: WebSocketLike;
     try {
-      ws = new this.WebSocketImpl(this.url, undefined, this.webSocketOptions);
+      const protocols = this.askForFlowControl ? [FLOW_CONTROL_PROTOCOL] : [];
+      ws = new this.WebSocketImpl(this.url, protocols, this.webSocketOptions);
     } catch (error) {
       this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
       return this;
@@ -121,6 +134,7 @@ export class Socket extends Emitter {
     this.ws = ws;
     ws.onopen = () => {
       this.connecting = false;
+      this.flowControl = ws.protocol === FLOW_CONTROL_PROTOCOL;
       this.emit('connect');
       this.emit('ready');
       this.flush();
@@ -204,7 +218,7 @@ export class Socket extends Emitter {
 
   resume(): this {
     this.paused = false;
-    while (!this.paused && this.unread.length > 0) this.emit('data', this.unread.shift());
+    while (!this.paused && this.unread.length > 0) this.deliver(this.unread.shift()!);
     if (this.unread.length === 0 && this.endPending) this.finishReading();
     return this;
   }
@@ -216,6 +230,7 @@ export class Socket extends Emitter {
   /** The next chunk received while paused, or null. */
   read(): Uint8Array | null {
     const chunk = this.unread.shift() ?? null;
+    if (chunk) this.delivered(chunk.length);
     if (this.unread.length === 0 && this.endPending) queueMicrotask(() => this.finishReading());
     return chunk;
   }
@@ -297,8 +312,22 @@ export class Socket extends Emitter {
       this.unread.push(chunk);
       this.emit('readable');
     } else {
-      this.emit('data', chunk);
+      this.deliver(chunk);
     }
+  }
+
+  private deliver(chunk: Uint8Array): void {
+    this.emit('data', chunk);
+    this.delivered(chunk.length);
+  }
+
+  /** Tells the bridge, every FLOW_ACK_BYTES, how much the driver has been handed. */
+  private delivered(bytes: number): void {
+    if (!this.flowControl) return;
+    this.deliveredSinceAck += bytes;
+    if (this.deliveredSinceAck < FLOW_ACK_BYTES || this.ws?.readyState !== OPEN) return;
+    this.ws.send(String(this.deliveredSinceAck));
+    this.deliveredSinceAck = 0;
   }
 
   private onWebSocketClose(code: number): void {

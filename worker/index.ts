@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig, type BridgeConfig, type Env } from './config.js';
 import { BRIDGE_PATH } from './paths.js';
+import { FLOW_CONTROL_PROTOCOL } from './protocol/flow-control.js';
 import { BridgeSession } from './session.js';
 
 export default {
@@ -25,8 +26,11 @@ export default {
     // Without this, binary messages arrive as Blobs on current compatibility dates.
     (server as WebSocket & { binaryType: string }).binaryType = 'arraybuffer';
     server.accept();
-    new BridgeSession(server, config);
-    return new Response(null, { status: 101, webSocket: client });
+    const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
+    const flowControl = offered.includes(FLOW_CONTROL_PROTOCOL);
+    new BridgeSession(server, config, flowControl);
+    const headers: HeadersInit = flowControl ? { 'Sec-WebSocket-Protocol': FLOW_CONTROL_PROTOCOL } : {};
+    return new Response(null, { status: 101, webSocket: client, headers });
   },
 } satisfies ExportedHandler<Env>;
 

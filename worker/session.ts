@@ -4,6 +4,7 @@ import { BackendBoundaries } from './protocol/backend-boundaries.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
 import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
+import { FLOW_WINDOW_BYTES, parseAck } from './protocol/flow-control.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
 import { TERMINATE } from './protocol/requests.js';
 
@@ -28,11 +29,17 @@ export class BridgeSession {
   /** Server bytes on their way to the client; nothing leaves once the session is closed. */
   private readonly toClient = new OutgoingBuffer((message) => {
     if (this.state !== 'closed') safely(() => this.ws.send(message));
+    this.unacknowledged += message.length;
   });
+  /** Bytes sent to the client that it has not yet said it handed to its driver (flow control only). */
+  private unacknowledged = 0;
+  private windowOpened: (() => void) | null = null;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly config: BridgeConfig,
+    /** Whether the client takes part in flow control (see protocol/flow-control.ts). */
+    private readonly flowControl = false,
     private readonly log: (msg: string) => void = (msg) => console.log(msg),
   ) {
     this.framer = new FrontendFramer({ maxMessageLength: config.maxMessageBytes });
@@ -48,10 +55,37 @@ export class BridgeSession {
   private onClientMessage(data: ArrayBuffer | string): void {
     if (this.state === 'closed') return;
     if (typeof data === 'string') {
-      this.refuse(new BridgeError('TEXT_MESSAGE', 'the bridge accepts only binary WebSocket messages'));
+      this.onTextMessage(data);
       return;
     }
     for (const event of this.framer.push(new Uint8Array(data))) this.onFrontendEvent(event);
+  }
+
+  /** Text messages carry flow-control acknowledgements, and nothing else. */
+  private onTextMessage(text: string): void {
+    if (!this.flowControl) {
+      this.refuse(new BridgeError('TEXT_MESSAGE', 'the bridge accepts only binary WebSocket messages'));
+      return;
+    }
+    const bytes = parseAck(text);
+    if (bytes === null || bytes > this.unacknowledged) {
+      this.refuse(new BridgeError('INVALID_ACK', 'invalid flow-control acknowledgement'));
+      return;
+    }
+    this.unacknowledged -= bytes;
+    if (this.unacknowledged < FLOW_WINDOW_BYTES) this.openWindow();
+  }
+
+  private openWindow(): void {
+    const opened = this.windowOpened;
+    this.windowOpened = null;
+    opened?.();
+  }
+
+  /** Resolves once the client has acknowledged enough to send more, or the session closed. */
+  private windowOpen(): Promise<void> | null {
+    if (!this.flowControl || this.unacknowledged < FLOW_WINDOW_BYTES || this.state === 'closed') return null;
+    return new Promise((resolve) => (this.windowOpened = resolve));
   }
 
   private onFrontendEvent(event: FrontendEvent): void {
@@ -125,6 +159,13 @@ export class BridgeSession {
     const outgoing = this.toClient;
     try {
       for (;;) {
+        // Not reading lets TCP push back on PostgreSQL while the client catches up.
+        const window = this.windowOpen();
+        if (window) {
+          outgoing.flush();
+          await window;
+          if (this.state === 'closed') break;
+        }
         const read = postgres.reader.read();
         let result = outgoing.isEmpty ? await read : await raceNextTurn(read);
         if (result === NEXT_TURN) {
@@ -187,6 +228,7 @@ export class BridgeSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.startupTimer);
+    this.openWindow();
     this.pending = [];
     const postgres = this.postgres;
     this.postgres = null;

@@ -2,7 +2,15 @@ import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { backendPids, bridgeClient, directClient, eventually, postgres, rawSession } from '../support/clients.js';
+import {
+  backendPids,
+  bridgeClient,
+  directClient,
+  eventually,
+  postgres,
+  rawSession,
+  msUntilBackendGone,
+} from '../support/clients.js';
 import { Bytes, cancelRequest } from '../support/wire.js';
 
 let bridge: RunningBridge;
@@ -44,12 +52,7 @@ describe('session lifecycle', () => {
     const { ws, pid, errors } = await connectedWithWebSocket();
     expect(await backendPids(watcher)).toContain(pid);
     ws.terminate();
-    const pids = await eventually(
-      () => backendPids(watcher),
-      (list) => !list.includes(pid),
-      2000,
-    );
-    expect(pids).not.toContain(pid);
+    expect(await msUntilBackendGone(watcher, pid, 1000)).toBeLessThan(1000);
     expect(errors[0]).toMatchObject({ code: 'ECONNRESET' });
   });
 

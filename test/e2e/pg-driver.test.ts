@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { backendPids, bridgeClient, directClient, eventually, postgres } from '../support/clients.js';
+import { backendPids, bridgeClient, directClient, msUntilBackendGone, postgres } from '../support/clients.js';
 
 // The main bridge speaks TLS to PostgreSQL, trusting the test CA as a deployment would trust its provider's.
 let bridge: RunningBridge;
@@ -145,11 +145,6 @@ describe('pg through the bridge, against real PostgreSQL', () => {
     const pid = rows[0]!.pid;
     expect(await backendPids(direct)).toContain(pid);
     await client.end();
-    expect(
-      await eventually(
-        () => backendPids(direct),
-        (pids) => !pids.includes(pid),
-      ),
-    ).not.toContain(pid);
+    await msUntilBackendGone(direct, pid);
   });
 });

@@ -48,8 +48,9 @@ export async function rawSession(
   url: string,
   chunks: Array<Uint8Array | string>,
   timeoutMs = 5000,
+  protocols: string[] = [],
 ): Promise<RawSession> {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const ws = new WebSocket(url, protocols, { perMessageDeflate: false });
   const received: Buffer[] = [];
   ws.on('message', (data: Buffer) => received.push(data));
   await new Promise((resolve, reject) => {
@@ -91,4 +92,16 @@ export async function backendPids(watcher: pg.Client): Promise<number[]> {
     "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
   );
   return result.rows.map((row) => row.pid);
+}
+
+/** Milliseconds until PostgreSQL no longer lists backend `pid`; throws if it is still there after `timeoutMs`. */
+export async function msUntilBackendGone(watcher: pg.Client, pid: number, timeoutMs = 2000): Promise<number> {
+  const started = Date.now();
+  const pids = await eventually(
+    () => backendPids(watcher),
+    (list) => !list.includes(pid),
+    timeoutMs,
+  );
+  if (pids.includes(pid)) throw new Error(`backend ${pid} still there after ${timeoutMs} ms`);
+  return Date.now() - started;
 }

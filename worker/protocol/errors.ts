@@ -11,6 +11,7 @@ export type BridgeErrorCode =
   | 'INVALID_MESSAGE_TYPE'
   | 'INVALID_MESSAGE_LENGTH'
   | 'TEXT_MESSAGE'
+  | 'INVALID_ACK'
   | 'SERVER_UNREACHABLE'
   | 'SERVER_TLS_REFUSED'
   | 'SERVER_TLS_FAILED'
@@ -34,6 +35,7 @@ const KINDS: Record<BridgeErrorCode, ErrorKind> = {
   INVALID_MESSAGE_TYPE: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
   INVALID_MESSAGE_LENGTH: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
   TEXT_MESSAGE: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
+  INVALID_ACK: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
   SERVER_UNREACHABLE: {
     sqlState: SqlState.SqlclientUnableToEstablishSqlconnection,
     closeCode: CloseCode.BadGateway,

@@ -1,0 +1,101 @@
+import type pg from 'pg';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBridge, type RunningBridge } from '../../dev/bridge.js';
+import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL, FLOW_WINDOW_BYTES } from '../../worker/protocol/flow-control.js';
+import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
+import { errorFields, readMessages } from '../support/wire.js';
+
+let bridge: RunningBridge;
+let watcher: pg.Client;
+
+beforeAll(async () => {
+  const db = postgres();
+  bridge = await startBridge({ bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'off' } });
+  watcher = directClient();
+  await watcher.connect();
+});
+afterAll(async () => {
+  await watcher?.end();
+  await bridge?.stop();
+});
+
+const ROWS = 20_000;
+const BIG = `SELECT repeat('x', 1000) AS filler FROM generate_series(1, ${ROWS})`;
+
+/** A pg client through the shim, with a count of the bytes the bridge has sent it so far. */
+async function countedClient() {
+  const counter = { received: 0 };
+  class Counted extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args);
+      this.on('message', (data: Buffer) => (counter.received += data.length));
+    }
+  }
+  const client = bridgeClient(bridge.url, {}, { WebSocket: Counted as never });
+  client.on('error', () => {});
+  await client.connect();
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  type Stream = { pause(): void; resume(): void; destroy(): void; once(event: string, listener: () => void): void };
+  const stream = (client as unknown as { connection: { stream: Stream } }).connection.stream;
+  return { client, counter, stream, pid: rows[0]!.pid };
+}
+
+/** Starts the large query and pauses the socket, as a slow consumer would, once its first bytes reach the driver. */
+async function startPaused(c: Awaited<ReturnType<typeof countedClient>>) {
+  const paused = new Promise<void>((resolve) =>
+    c.stream.once('data', () => {
+      c.stream.pause();
+      resolve();
+    }),
+  );
+  const result = c.client.query(BIG).then(
+    (r) => r,
+    (error: unknown) => error,
+  );
+  await paused;
+  return { result };
+}
+
+describe('backpressure from the driver to PostgreSQL', () => {
+  it('stops sending at the flow-control window while the driver is paused, and PostgreSQL waits', async () => {
+    const c = await countedClient();
+    const { result } = await startPaused(c);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const received = c.counter.received;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(c.counter.received).toBe(received);
+    expect(received).toBeLessThanOrEqual(FLOW_WINDOW_BYTES + FLOW_ACK_BYTES + 64 * 1024);
+    expect(received).toBeLessThan((ROWS * 1000) / 2);
+    const activity = await watcher.query('SELECT wait_event FROM pg_stat_activity WHERE pid = $1', [c.pid]);
+    expect(activity.rows).toEqual([{ wait_event: 'ClientWrite' }]);
+
+    c.stream.resume();
+    const rows = ((await result) as pg.QueryResult).rows;
+    expect(rows).toHaveLength(ROWS);
+    expect(rows.every((row) => row.filler === 'x'.repeat(1000))).toBe(true);
+    await c.client.end();
+  });
+
+  it('ends the backend within 1 s when a paused client goes away in the middle of a large result', async () => {
+    const c = await countedClient();
+    await startPaused(c);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    c.stream.destroy();
+    expect(await msUntilBackendGone(watcher, c.pid, 1000)).toBeLessThan(1000);
+  });
+});
+
+describe('flow-control messages', () => {
+  it.each([
+    ['not a number', 'ack'],
+    ['a negative count', '-5'],
+    ['a count above what was sent', '999999'],
+  ])('refuses an acknowledgement that is %s with 08P01', async (_, text) => {
+    const session = await rawSession(bridge.url, [text], 5000, [FLOW_CONTROL_PROTOCOL]);
+    const messages = readMessages(session.received);
+    expect(messages.map((m) => m.type)).toEqual(['E']);
+    expect(errorFields(messages[0]!.body)).toMatchObject({ C: '08P01', M: 'invalid flow-control acknowledgement' });
+    expect(session.closeReason).toBe('INVALID_ACK');
+  });
+});

@@ -1,0 +1,23 @@
+/**
+ * Flow control between the bridge and its client shim, negotiated as a WebSocket subprotocol.
+ * workerd's server WebSocket has no bufferedAmount and send() never blocks, so the only way to know
+ * the client keeps up is for the client to say so: it sends, as a text message, the decimal count of
+ * server bytes it has handed to its driver. The bridge stops reading from PostgreSQL while
+ * FLOW_WINDOW_BYTES sent are unacknowledged. Binary messages stay pure PostgreSQL bytes.
+ */
+
+/** The subprotocol a client asks for to take part. */
+export const FLOW_CONTROL_PROTOCOL = 'pgwire-bridge.v1';
+
+/** Unacknowledged bytes after which the bridge stops reading from PostgreSQL. */
+export const FLOW_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/** How often (in bytes delivered) the client acknowledges: a quarter window keeps data flowing. */
+export const FLOW_ACK_BYTES = FLOW_WINDOW_BYTES / 4;
+
+const ACK = /^[1-9][0-9]{0,9}$/;
+
+/** The byte count in an acknowledgement, or null when the text is not one. */
+export function parseAck(text: string): number | null {
+  return ACK.test(text) ? Number(text) : null;
+}
