@@ -1,3 +1,4 @@
+import { compilePatterns } from './policy/patterns.js';
 import { MIN_FRAME_LENGTH, PQ_LARGE_MESSAGE_LIMIT } from './protocol/constants.js';
 
 /** The Worker's bindings: vars in wrangler.toml or secrets (`wrangler secret put`). */
@@ -8,6 +9,39 @@ export interface Env {
   MAX_MESSAGE_BYTES?: string;
   CONNECT_TIMEOUT_MS?: string;
   STARTUP_TIMEOUT_MS?: string;
+  IDLE_TIMEOUT_MS?: string;
+  MAX_SESSION_MS?: string;
+  ALLOWED_ORIGINS?: string;
+  ALLOWED_USERS?: string;
+  ALLOWED_DATABASES?: string;
+  ALLOW_REPLICATION?: string;
+  JWT_SECRET?: string;
+  JWT_PUBLIC_KEY?: string;
+  JWT_JWKS_URL?: string;
+  JWT_AUDIENCE?: string;
+  JWT_ISSUER?: string;
+  JWT_USER_CLAIM?: string;
+  /** Workers Analytics Engine dataset for per-session counters, when bound. */
+  METRICS?: MetricsDataset;
+}
+
+/** The one method of a Workers Analytics Engine dataset the bridge uses. */
+export interface MetricsDataset {
+  writeDataPoint(point: { indexes?: string[]; blobs?: string[]; doubles?: number[] }): void;
+}
+
+/** How clients prove themselves to the edge: a JWT checked before any TCP connection. */
+export interface JwtPolicy {
+  /** HS256 shared secret. */
+  readonly secret?: string;
+  /** RS256/ES256 public key: SPKI PEM or a JWK as JSON. */
+  readonly publicKey?: string;
+  /** RS256/ES256 keys fetched (and cached) from a JWKS endpoint. */
+  readonly jwksUrl?: string;
+  readonly audience: string;
+  readonly issuer?: string;
+  /** A claim whose value the StartupMessage's user must equal. */
+  readonly userClaim?: string;
 }
 
 export interface BridgeConfig {
@@ -21,6 +55,16 @@ export interface BridgeConfig {
   readonly connectTimeoutMs: number;
   /** Time from the upgrade to a complete StartupMessage (or CancelRequest). */
   readonly startupTimeoutMs: number;
+  /** No traffic either way for this long ends the session (0: never). */
+  readonly idleTimeoutMs: number;
+  /** Sessions end after this long (0: never). */
+  readonly maxSessionMs: number;
+  /** Browser origins allowed to open a session; requests without an Origin header are not browsers. */
+  readonly allowedOrigin: (origin: string) => boolean;
+  readonly allowedUser: (user: string) => boolean;
+  readonly allowedDatabase: (database: string) => boolean;
+  readonly allowReplication: boolean;
+  readonly jwt: JwtPolicy | null;
 }
 
 export class ConfigError extends Error {
@@ -55,6 +99,36 @@ export function loadConfig(env: Env): BridgeConfig {
   );
   const connectTimeoutMs = integer(env.CONNECT_TIMEOUT_MS, 'CONNECT_TIMEOUT_MS', 10000, 1, 600000, problems);
   const startupTimeoutMs = integer(env.STARTUP_TIMEOUT_MS, 'STARTUP_TIMEOUT_MS', 10000, 1, 600000, problems);
+  const idleTimeoutMs = integer(env.IDLE_TIMEOUT_MS, 'IDLE_TIMEOUT_MS', 900_000, 0, 86_400_000, problems);
+  const maxSessionMs = integer(env.MAX_SESSION_MS, 'MAX_SESSION_MS', 86_400_000, 0, 604_800_000, problems);
+
+  const origins = (env.ALLOWED_ORIGINS ?? '').trim();
+  for (const origin of origins.split(',').map((o) => o.trim())) {
+    if (origin !== '' && origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      problems.push(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com`);
+    }
+  }
+  const replication = (env.ALLOW_REPLICATION ?? 'false').trim();
+  if (replication !== 'true' && replication !== 'false') problems.push('ALLOW_REPLICATION must be "true" or "false"');
+
+  let jwt: JwtPolicy | null = null;
+  const keys = [env.JWT_SECRET, env.JWT_PUBLIC_KEY, env.JWT_JWKS_URL].filter((k) => (k ?? '').trim() !== '');
+  if (keys.length > 1) problems.push('set only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL');
+  if (keys.length > 0) {
+    const audience = (env.JWT_AUDIENCE ?? '').trim();
+    if (audience === '') problems.push('JWT_AUDIENCE is required when tokens are checked');
+    if (env.JWT_SECRET && env.JWT_SECRET.length < 32) problems.push('JWT_SECRET must be at least 32 characters');
+    if (env.JWT_JWKS_URL && !/^https?:\/\//.test(env.JWT_JWKS_URL))
+      problems.push('JWT_JWKS_URL must be an http(s) URL');
+    jwt = {
+      ...(env.JWT_SECRET && { secret: env.JWT_SECRET }),
+      ...(env.JWT_PUBLIC_KEY && { publicKey: env.JWT_PUBLIC_KEY }),
+      ...(env.JWT_JWKS_URL && { jwksUrl: env.JWT_JWKS_URL }),
+      audience,
+      ...(env.JWT_ISSUER && { issuer: env.JWT_ISSUER }),
+      ...(env.JWT_USER_CLAIM && { userClaim: env.JWT_USER_CLAIM }),
+    };
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
   const config: BridgeConfig = {
@@ -64,6 +138,13 @@ export function loadConfig(env: Env): BridgeConfig {
     maxMessageBytes,
     connectTimeoutMs,
     startupTimeoutMs,
+    idleTimeoutMs,
+    maxSessionMs,
+    allowedOrigin: compilePatterns(origins),
+    allowedUser: compilePatterns(env.ALLOWED_USERS ?? '*'),
+    allowedDatabase: compilePatterns(env.ALLOWED_DATABASES ?? '*'),
+    allowReplication: replication === 'true',
+    jwt,
   };
   parsed.set(env, config);
   return config;

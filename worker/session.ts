@@ -1,4 +1,4 @@
-import type { BridgeConfig } from './config.js';
+import type { BridgeConfig, MetricsDataset } from './config.js';
 import { openPostgresSocket, type PostgresSocket } from './postgres-socket.js';
 import { BackendBoundaries } from './protocol/backend-boundaries.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
@@ -6,12 +6,32 @@ import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
 import { FLOW_WINDOW_BYTES, parseAck } from './protocol/flow-control.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
+import { checkStartup, type Claims } from './policy/startup-policy.js';
 import { TERMINATE } from './protocol/requests.js';
 
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
 export const RELAY_BUFFER_BYTES = 64 * 1024;
 
 const ENCRYPTION_REFUSED_REPLY = new Uint8Array([ENCRYPTION_REFUSED]);
+
+export interface SessionOptions {
+  /** Whether the client takes part in flow control (see protocol/flow-control.ts). */
+  readonly flowControl?: boolean;
+  /** Claims of the token the client presented, when tokens are checked. */
+  readonly claims?: Claims | null;
+  readonly metrics?: MetricsDataset | undefined;
+  readonly log?: (line: string) => void;
+}
+
+/** What one session did, logged once when it ends. Never passwords, tokens or query text. */
+interface SessionRecord {
+  startedAt: number;
+  user: string | null;
+  database: string | null;
+  subject: string | null;
+  bytesToServer: number;
+  bytesToClient: number;
+}
 
 /**
  * One client's bridge: reads the startup phase from the WebSocket, opens PostgreSQL only for a
@@ -30,7 +50,14 @@ export class BridgeSession {
   private readonly toClient = new OutgoingBuffer((message) => {
     if (this.state !== 'closed') safely(() => this.ws.send(message));
     this.unacknowledged += message.length;
+    this.record.bytesToClient += message.length;
   });
+  private readonly flowControl: boolean;
+  private readonly claims: Claims | null;
+  private readonly log: (line: string) => void;
+  private readonly record: SessionRecord;
+  private lastActivity = Date.now();
+  private limitTimers: Array<ReturnType<typeof setTimeout>> = [];
   /** Bytes sent to the client that it has not yet said it handed to its driver (flow control only). */
   private unacknowledged = 0;
   private windowOpened: (() => void) | null = null;
@@ -38,10 +65,20 @@ export class BridgeSession {
   constructor(
     private readonly ws: WebSocket,
     private readonly config: BridgeConfig,
-    /** Whether the client takes part in flow control (see protocol/flow-control.ts). */
-    private readonly flowControl = false,
-    private readonly log: (msg: string) => void = (msg) => console.log(msg),
+    private readonly options: SessionOptions = {},
   ) {
+    this.flowControl = options.flowControl ?? false;
+    this.claims = options.claims ?? null;
+    this.log = options.log ?? ((line) => console.log(line));
+    const subject = this.claims?.sub;
+    this.record = {
+      startedAt: Date.now(),
+      user: null,
+      database: null,
+      subject: typeof subject === 'string' ? subject : null,
+      bytesToServer: 0,
+      bytesToClient: 0,
+    };
     this.framer = new FrontendFramer({ maxMessageLength: config.maxMessageBytes });
     // A client that never completes its startup packet would hold the session open forever.
     this.startupTimer = setTimeout(() => {
@@ -54,6 +91,7 @@ export class BridgeSession {
 
   private onClientMessage(data: ArrayBuffer | string): void {
     if (this.state === 'closed') return;
+    this.lastActivity = Date.now();
     if (typeof data === 'string') {
       this.onTextMessage(data);
       return;
@@ -95,10 +133,15 @@ export class BridgeSession {
         // The client's link is already wss://; encryption inside it would buy nothing.
         this.ws.send(ENCRYPTION_REFUSED_REPLY);
         return;
-      case 'startup':
+      case 'startup': {
         clearTimeout(this.startupTimer);
-        void this.connect(event.packet);
+        this.record.user = event.message.user;
+        this.record.database = event.message.database;
+        const refusal = checkStartup(event.message, this.config, this.claims);
+        if (refusal) this.refuse(refusal);
+        else void this.connect(event.packet);
         return;
+      }
       case 'cancel':
         clearTimeout(this.startupTimer);
         void this.forwardCancel(event.packet);
@@ -113,6 +156,7 @@ export class BridgeSession {
   }
 
   private toServer(bytes: Uint8Array): void {
+    this.record.bytesToServer += bytes.length;
     if (this.postgres) this.postgres.writer.write(bytes).catch((error) => this.onServerFailure(error));
     else this.pending.push(bytes);
   }
@@ -121,7 +165,7 @@ export class BridgeSession {
     this.state = 'connecting';
     let postgres: PostgresSocket;
     try {
-      postgres = await openPostgresSocket(this.config, startupPacket, this.log);
+      postgres = await openPostgresSocket(this.config, startupPacket, (line) => this.log(line));
     } catch (error) {
       this.refuse(asBridgeError(error));
       return;
@@ -132,6 +176,8 @@ export class BridgeSession {
     }
     this.state = 'relaying';
     this.postgres = postgres;
+    this.record.bytesToServer += startupPacket.length;
+    this.startLimits();
     for (const bytes of this.pending) this.toServer(bytes);
     this.pending = [];
     void this.relayFromServer(postgres);
@@ -141,7 +187,7 @@ export class BridgeSession {
   private async forwardCancel(packet: Uint8Array): Promise<void> {
     this.state = 'connecting';
     try {
-      const postgres = await openPostgresSocket(this.config, packet, this.log);
+      const postgres = await openPostgresSocket(this.config, packet, (line) => this.log(line));
       postgres.close();
       this.close(CloseCode.Normal, 'cancel request sent');
     } catch (error) {
@@ -173,6 +219,7 @@ export class BridgeSession {
           result = await read;
         }
         if (result.done || this.state === 'closed') break;
+        this.lastActivity = Date.now();
         const urgent = this.boundaries.scan(result.value);
         outgoing.add(result.value);
         if (urgent || outgoing.size >= RELAY_BUFFER_BYTES) outgoing.flush();
@@ -213,6 +260,56 @@ export class BridgeSession {
     this.close(error.closeCode, error.code);
   }
 
+  /** Idle and session-length limits, each ending the session as PostgreSQL ends one it times out. */
+  private startLimits(): void {
+    const { idleTimeoutMs, maxSessionMs } = this.config;
+    if (maxSessionMs > 0) {
+      this.limitTimers.push(
+        setTimeout(() => {
+          this.refuse(
+            new BridgeError('SESSION_TOO_LONG', 'terminating connection: the session reached its maximum length'),
+          );
+        }, maxSessionMs),
+      );
+    }
+    if (idleTimeoutMs > 0) {
+      // Re-armed at timeout granularity, not per message: the hot path only stores a timestamp.
+      const check = () => {
+        const idleFor = Date.now() - this.lastActivity;
+        if (idleFor >= idleTimeoutMs) {
+          this.refuse(new BridgeError('IDLE_TIMEOUT', 'terminating connection due to idle-session timeout'));
+        } else {
+          this.limitTimers.push(setTimeout(check, idleTimeoutMs - idleFor));
+        }
+      };
+      this.limitTimers.push(setTimeout(check, idleTimeoutMs));
+    }
+  }
+
+  /** One structured line per session, and counters when an Analytics Engine dataset is bound. */
+  private report(code: number, reason: string): void {
+    const r = this.record;
+    const line = {
+      event: 'pgwire-bridge.session',
+      target: `${this.config.host}:${this.config.port}`,
+      user: r.user,
+      database: r.database,
+      subject: r.subject,
+      durationMs: Date.now() - r.startedAt,
+      bytesToServer: r.bytesToServer,
+      bytesToClient: r.bytesToClient,
+      frames: this.framer.frames,
+      closeCode: code,
+      closeReason: reason,
+    };
+    this.log(JSON.stringify(line));
+    this.options.metrics?.writeDataPoint({
+      indexes: [line.target],
+      blobs: [line.target, r.user ?? '', r.database ?? '', reason],
+      doubles: [line.durationMs, r.bytesToServer, r.bytesToClient, line.frames, code],
+    });
+  }
+
   /** Read through a method: the state may change while a connect is awaited. */
   private isClosed(): boolean {
     return this.state === 'closed';
@@ -228,7 +325,9 @@ export class BridgeSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.startupTimer);
+    for (const timer of this.limitTimers) clearTimeout(timer);
     this.openWindow();
+    this.report(code, reason);
     this.pending = [];
     const postgres = this.postgres;
     this.postgres = null;

@@ -3,14 +3,23 @@ import { ConfigError, loadConfig } from '../../worker/config.js';
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
-    expect(loadConfig({ PG_HOST: 'db.internal' })).toEqual({
+    const config = loadConfig({ PG_HOST: 'db.internal' });
+    expect(config).toMatchObject({
       host: 'db.internal',
       port: 5432,
       tls: 'require',
       maxMessageBytes: 0x3fffffff - 1,
       connectTimeoutMs: 10000,
       startupTimeoutMs: 10000,
+      idleTimeoutMs: 900_000,
+      maxSessionMs: 86_400_000,
+      allowReplication: false,
+      jwt: null,
     });
+    // No browser origin is allowed until one is configured; any user and database are.
+    expect(config.allowedOrigin('https://app.example.com')).toBe(false);
+    expect(config.allowedUser('anyone')).toBe(true);
+    expect(config.allowedDatabase('anything')).toBe(true);
   });
 
   it('reads every setting', () => {
@@ -21,15 +30,39 @@ describe('loadConfig', () => {
       MAX_MESSAGE_BYTES: '1048576',
       CONNECT_TIMEOUT_MS: '2500',
       STARTUP_TIMEOUT_MS: '500',
+      IDLE_TIMEOUT_MS: '0',
+      MAX_SESSION_MS: '60000',
+      ALLOWED_ORIGINS: 'https://app.example.com, https://*.example.org',
+      ALLOWED_USERS: 'app_*, reporting',
+      ALLOWED_DATABASES: 'shop',
+      ALLOW_REPLICATION: 'true',
+      JWT_SECRET: 'x'.repeat(32),
+      JWT_AUDIENCE: 'pgwire-bridge',
+      JWT_ISSUER: 'https://auth.example.com',
+      JWT_USER_CLAIM: 'pg_user',
     });
-    expect(config).toEqual({
+    expect(config).toMatchObject({
       host: '10.0.0.5',
       port: 6543,
       tls: 'off',
       maxMessageBytes: 1048576,
       connectTimeoutMs: 2500,
       startupTimeoutMs: 500,
+      idleTimeoutMs: 0,
+      maxSessionMs: 60000,
+      allowReplication: true,
+      jwt: {
+        secret: 'x'.repeat(32),
+        audience: 'pgwire-bridge',
+        issuer: 'https://auth.example.com',
+        userClaim: 'pg_user',
+      },
     });
+    expect(['https://app.example.com', 'https://eu.example.org', 'https://evil.com'].map(config.allowedOrigin)).toEqual(
+      [true, true, false],
+    );
+    expect(['app_web', 'reporting', 'postgres'].map(config.allowedUser)).toEqual([true, true, false]);
+    expect(['shop', 'postgres'].map(config.allowedDatabase)).toEqual([true, false]);
   });
 
   it('lists every problem at once', () => {
@@ -40,11 +73,22 @@ describe('loadConfig', () => {
         MAX_MESSAGE_BYTES: '3',
         CONNECT_TIMEOUT_MS: 'soon',
         STARTUP_TIMEOUT_MS: '0',
+        ALLOWED_ORIGINS: 'app.example.com',
+        ALLOW_REPLICATION: 'yes',
+        JWT_SECRET: 'short',
       });
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as ConfigError).problems).toHaveLength(6);
+      // PG_HOST, PG_PORT, PG_TLS, MAX_MESSAGE_BYTES, CONNECT_TIMEOUT_MS, STARTUP_TIMEOUT_MS,
+      // ALLOWED_ORIGINS, ALLOW_REPLICATION, JWT_AUDIENCE, JWT_SECRET
+      expect((error as ConfigError).problems).toHaveLength(10);
     }
+  });
+
+  it('refuses more than one kind of token key', () => {
+    expect(() =>
+      loadConfig({ PG_HOST: 'h', JWT_SECRET: 'x'.repeat(32), JWT_JWKS_URL: 'https://a/jwks', JWT_AUDIENCE: 'a' }),
+    ).toThrow(ConfigError);
   });
 });

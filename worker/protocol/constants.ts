@@ -92,12 +92,15 @@ export const SqlState = {
   ConnectionFailure: '08006',
   InvalidAuthorizationSpecification: '28000',
   ConfigurationLimitExceeded: '53400',
+  AdminShutdown: '57P01',
+  IdleSessionTimeout: '57P05',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];
 
 /** WebSocket close codes (RFC 6455 §7.4.1) the bridge closes with. */
 export const CloseCode = {
   Normal: 1000,
+  GoingAway: 1001,
   ProtocolError: 1002,
   PolicyViolation: 1008,
   MessageTooBig: 1009,

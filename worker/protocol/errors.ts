@@ -15,40 +15,44 @@ export type BridgeErrorCode =
   | 'SERVER_UNREACHABLE'
   | 'SERVER_TLS_REFUSED'
   | 'SERVER_TLS_FAILED'
-  | 'SERVER_CONNECTION_LOST';
+  | 'SERVER_CONNECTION_LOST'
+  | 'USER_NOT_ALLOWED'
+  | 'DATABASE_NOT_ALLOWED'
+  | 'REPLICATION_NOT_ALLOWED'
+  | 'IDLE_TIMEOUT'
+  | 'SESSION_TOO_LONG';
 
 interface ErrorKind {
   readonly sqlState: SqlState;
   readonly closeCode: CloseCode;
 }
 
+const kind = (sqlState: SqlState, closeCode: CloseCode): ErrorKind => ({ sqlState, closeCode });
+const VIOLATION = kind(SqlState.ProtocolViolation, CloseCode.ProtocolError);
+const UNSUPPORTED = kind(SqlState.FeatureNotSupported, CloseCode.ProtocolError);
+const NOT_AUTHORIZED = kind(SqlState.InvalidAuthorizationSpecification, CloseCode.PolicyViolation);
+const CANNOT_CONNECT = kind(SqlState.SqlclientUnableToEstablishSqlconnection, CloseCode.BadGateway);
+
 const KINDS: Record<BridgeErrorCode, ErrorKind> = {
-  INVALID_STARTUP_LENGTH: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  INVALID_STARTUP_LAYOUT: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  INCOMPLETE_STARTUP: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  UNSUPPORTED_PROTOCOL: { sqlState: SqlState.FeatureNotSupported, closeCode: CloseCode.ProtocolError },
-  MISSING_USER: {
-    sqlState: SqlState.InvalidAuthorizationSpecification,
-    closeCode: CloseCode.PolicyViolation,
-  },
-  INVALID_CANCEL_REQUEST: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  INVALID_MESSAGE_TYPE: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  INVALID_MESSAGE_LENGTH: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  TEXT_MESSAGE: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  INVALID_ACK: { sqlState: SqlState.ProtocolViolation, closeCode: CloseCode.ProtocolError },
-  SERVER_UNREACHABLE: {
-    sqlState: SqlState.SqlclientUnableToEstablishSqlconnection,
-    closeCode: CloseCode.BadGateway,
-  },
-  SERVER_TLS_REFUSED: {
-    sqlState: SqlState.SqlclientUnableToEstablishSqlconnection,
-    closeCode: CloseCode.BadGateway,
-  },
-  SERVER_TLS_FAILED: {
-    sqlState: SqlState.SqlclientUnableToEstablishSqlconnection,
-    closeCode: CloseCode.BadGateway,
-  },
-  SERVER_CONNECTION_LOST: { sqlState: SqlState.ConnectionFailure, closeCode: CloseCode.BadGateway },
+  INVALID_STARTUP_LENGTH: VIOLATION,
+  INVALID_STARTUP_LAYOUT: VIOLATION,
+  INCOMPLETE_STARTUP: VIOLATION,
+  UNSUPPORTED_PROTOCOL: UNSUPPORTED,
+  MISSING_USER: NOT_AUTHORIZED,
+  INVALID_CANCEL_REQUEST: VIOLATION,
+  INVALID_MESSAGE_TYPE: VIOLATION,
+  INVALID_MESSAGE_LENGTH: VIOLATION,
+  TEXT_MESSAGE: VIOLATION,
+  INVALID_ACK: VIOLATION,
+  SERVER_UNREACHABLE: CANNOT_CONNECT,
+  SERVER_TLS_REFUSED: CANNOT_CONNECT,
+  SERVER_TLS_FAILED: CANNOT_CONNECT,
+  SERVER_CONNECTION_LOST: kind(SqlState.ConnectionFailure, CloseCode.BadGateway),
+  USER_NOT_ALLOWED: NOT_AUTHORIZED,
+  DATABASE_NOT_ALLOWED: NOT_AUTHORIZED,
+  REPLICATION_NOT_ALLOWED: NOT_AUTHORIZED,
+  IDLE_TIMEOUT: kind(SqlState.IdleSessionTimeout, CloseCode.GoingAway),
+  SESSION_TOO_LONG: kind(SqlState.AdminShutdown, CloseCode.GoingAway),
 };
 
 /**

@@ -55,6 +55,12 @@ export class FrontendFramer {
   }
 
   private terminated = false;
+  private framesJudged = 0;
+
+  /** Normal-phase frames accepted so far. */
+  get frames(): number {
+    return this.framesJudged;
+  }
 
   /** True when every byte accepted so far belongs to a whole message: a message may be added here. */
   get atBoundary(): boolean {
@@ -183,6 +189,7 @@ export class FrontendFramer {
       return new BridgeError('INVALID_MESSAGE_LENGTH', 'invalid message length');
     }
     this.remaining = length - MIN_FRAME_LENGTH;
+    this.framesJudged += 1;
     if (type === FrontendType.Terminate) this.terminated = true;
     return null;
   }

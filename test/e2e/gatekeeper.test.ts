@@ -1,0 +1,257 @@
+import { createServer, type Server } from 'node:http';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBridge, type RunningBridge } from '../../dev/bridge.js';
+import type { Env } from '../../worker/config.js';
+import { bridgeClient, directClient, msUntilBackendGone, postgres } from '../support/clients.js';
+import { startRecordingProxy } from '../support/recording-proxy.js';
+
+// Every bridge here reaches PostgreSQL through the recording proxy, so a test can show that a
+// refusal happened before any TCP connection was opened.
+let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+const bridges: RunningBridge[] = [];
+const logs: string[] = [];
+const SECRET = 'a-shared-secret-of-at-least-32-characters';
+const AUDIENCE = 'pgwire-bridge-tests';
+
+beforeAll(async () => {
+  proxy = await startRecordingProxy(postgres());
+});
+afterAll(async () => {
+  await Promise.all(bridges.map((b) => b.stop()));
+  await proxy?.stop();
+});
+
+async function bridge(bindings: Env): Promise<RunningBridge> {
+  const started = await startBridge({
+    bindings: { PG_HOST: '127.0.0.1', PG_PORT: String(proxy.port), PG_TLS: 'off', ...bindings },
+    log: (line) => logs.push(line),
+  });
+  bridges.push(started);
+  return started;
+}
+
+/** The HTTP status of an upgrade attempt (101 when it succeeded). */
+function upgradeStatus(url: string, options: { origin?: string; protocols?: string[] } = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options.protocols ?? [], { ...(options.origin && { origin: options.origin }) });
+    ws.on('upgrade', () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('error', reject);
+  });
+}
+
+function hs256(
+  claims: JWTPayload,
+  options: { expiresIn?: string | number; notBefore?: string | number; audience?: string } = {},
+) {
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setAudience(options.audience ?? AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '5m')
+    .setNotBefore(options.notBefore ?? 0)
+    .sign(new TextEncoder().encode(SECRET));
+}
+
+async function query(url: string): Promise<unknown> {
+  const client = bridgeClient(url);
+  await client.connect();
+  const { rows } = await client.query('SELECT 1 AS ok');
+  await client.end();
+  return rows;
+}
+
+describe('origins', () => {
+  it('refuses every browser origin by default, with 403 before any TCP, and serves clients without one', async () => {
+    const b = await bridge({});
+    const before = proxy.connections.length;
+    expect(await upgradeStatus(b.url, { origin: 'https://app.example.com' })).toBe(403);
+    expect(proxy.connections.length).toBe(before);
+    expect(await query(b.url)).toEqual([{ ok: 1 }]);
+  });
+
+  it('admits only the configured origins', async () => {
+    const b = await bridge({ ALLOWED_ORIGINS: 'https://app.example.com' });
+    expect(await upgradeStatus(b.url, { origin: 'https://app.example.com' })).toBe(101);
+    expect(await upgradeStatus(b.url, { origin: 'https://app.example.com.evil.net' })).toBe(403);
+    expect(await upgradeStatus(b.url, { origin: 'null' })).toBe(403);
+  });
+});
+
+describe('tokens', () => {
+  it('refuses a missing, forged, expired, not-yet-valid or wrong-audience token with 401 before any TCP', async () => {
+    const b = await bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE });
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode('another-secret-of-at-least-32-characters'));
+    const unsigned = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(`{"aud":"${AUDIENCE}","exp":${Math.floor(Date.now() / 1000) + 300}}`).toString('base64url')}.`;
+    const before = proxy.connections.length;
+    expect(await upgradeStatus(b.url)).toBe(401);
+    for (const token of [
+      forged,
+      unsigned,
+      await hs256({}, { expiresIn: Math.floor(Date.now() / 1000) - 10 }),
+      await hs256({}, { notBefore: '10m' }),
+      await hs256({}, { audience: 'someone-else' }),
+      'not-a-jwt',
+    ]) {
+      expect(await upgradeStatus(`${b.url}?token=${token}`)).toBe(401);
+    }
+    expect(proxy.connections.length).toBe(before);
+  });
+
+  it('admits a valid token in the query string or in a subprotocol', async () => {
+    const b = await bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE });
+    const token = await hs256({ sub: 'alice' });
+    expect(await query(`${b.url}?token=${token}`)).toEqual([{ ok: 1 }]);
+    expect(await upgradeStatus(b.url, { protocols: [`pgwire-bridge.token.${token}`] })).toBe(101);
+  });
+
+  it('verifies ES256 against an inline public key, and refuses an HS256 token signed with that key', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const pem = await exportSPKI(publicKey);
+    const b = await bridge({ JWT_PUBLIC_KEY: pem, JWT_AUDIENCE: AUDIENCE });
+    const good = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256' })
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
+      .sign(privateKey);
+    expect(await query(`${b.url}?token=${good}`)).toEqual([{ ok: 1 }]);
+    const confused = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(pem));
+    expect(await upgradeStatus(`${b.url}?token=${confused}`)).toBe(401);
+  });
+
+  it('verifies RS256 against keys fetched from a JWKS URL', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
+    const jwks: Server = createServer((_req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(jwks.address() as { port: number }).port}/jwks.json`;
+      const b = await bridge({ JWT_JWKS_URL: url, JWT_AUDIENCE: AUDIENCE });
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setAudience(AUDIENCE)
+        .setExpirationTime('5m')
+        .sign(privateKey);
+      expect(await query(`${b.url}?token=${token}`)).toEqual([{ ok: 1 }]);
+      const other = await generateKeyPair('RS256');
+      const stranger = await new SignJWT({})
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setAudience(AUDIENCE)
+        .setExpirationTime('5m')
+        .sign(other.privateKey);
+      expect(await upgradeStatus(`${b.url}?token=${stranger}`)).toBe(401);
+    } finally {
+      await new Promise((resolve) => jwks.close(resolve));
+    }
+  });
+
+  it('lets the token name the database user: another user is refused with 28000 before any TCP', async () => {
+    const b = await bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, JWT_USER_CLAIM: 'pg_user' });
+    expect(await query(`${b.url}?token=${await hs256({ pg_user: postgres().user })}`)).toEqual([{ ok: 1 }]);
+    const before = proxy.connections.length;
+    const client = bridgeClient(`${b.url}?token=${await hs256({ pg_user: 'someone_else' })}`);
+    await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
+    expect(proxy.connections.length).toBe(before);
+  });
+});
+
+describe('startup policy', () => {
+  it.each([
+    ['a user outside ALLOWED_USERS', { ALLOWED_USERS: 'app_*' }, {}],
+    ['a database outside ALLOWED_DATABASES', { ALLOWED_DATABASES: 'shop' }, {}],
+    ['a replication connection', {}, { replication: 'database' }],
+  ])('refuses %s with 28000 before any TCP', async (_, bindings, extra) => {
+    const b = await bridge(bindings);
+    const before = proxy.connections.length;
+    const client = bridgeClient(b.url, extra as never);
+    await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
+    expect(proxy.connections.length).toBe(before);
+  });
+});
+
+describe('limits', () => {
+  async function endedBy(bindings: Env, keepBusy: boolean) {
+    const b = await bridge(bindings);
+    const client = bridgeClient(b.url);
+    const errors: Array<Error & { code?: string }> = [];
+    client.on('error', (error) => errors.push(error));
+    const ended = new Promise((resolve) => client.once('end', resolve));
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    let busy = keepBusy;
+    const traffic = (async () => {
+      while (busy) {
+        await client.query('SELECT 1').catch((error: Error) => {
+          errors.push(error);
+          busy = false;
+        });
+      }
+    })();
+    await ended;
+    busy = false;
+    await traffic;
+    const watcher = directClient();
+    await watcher.connect();
+    await msUntilBackendGone(watcher, rows[0]!.pid, 2000);
+    await watcher.end();
+    // The first error names why: on the client, or on the query that was running.
+    return errors.find((error) => error.code !== undefined) ?? errors[0];
+  }
+
+  it('ends an idle session with 57P05, and its backend is gone', async () => {
+    expect(await endedBy({ IDLE_TIMEOUT_MS: '400' }, false)).toMatchObject({
+      code: '57P05',
+      message: 'terminating connection due to idle-session timeout',
+    });
+  });
+
+  it('ends a busy session at its maximum length with 57P01, and its backend is gone', async () => {
+    expect(await endedBy({ MAX_SESSION_MS: '600' }, true)).toMatchObject({ code: '57P01', severity: 'FATAL' });
+  });
+});
+
+describe('logs', () => {
+  it('write one structured line per session, without passwords, tokens or query text', async () => {
+    const b = await bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE });
+    const token = await hs256({ sub: 'log-test-subject' });
+    const client = bridgeClient(`${b.url}?token=${token}`);
+    await client.connect();
+    await client.query("SELECT 'query-text-marker' AS marker");
+    await client.end();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const all = logs.join('');
+    const lines = all
+      .split('\n')
+      .filter((line) => line.includes('"event":"pgwire-bridge.session"'))
+      .map((line) => JSON.parse(line.slice(line.indexOf('{'))));
+    const mine = lines.find((line) => line.subject === 'log-test-subject');
+    expect(mine).toMatchObject({
+      target: `127.0.0.1:${proxy.port}`,
+      user: postgres().user,
+      database: postgres().database,
+      closeCode: 1000,
+    });
+    expect(mine.bytesToServer).toBeGreaterThan(0);
+    expect(mine.bytesToClient).toBeGreaterThan(0);
+    expect(mine.frames).toBeGreaterThanOrEqual(4);
+    expect(mine.durationMs).toBeGreaterThanOrEqual(0);
+    for (const secret of [postgres().password, token, SECRET, 'query-text-marker']) expect(all).not.toContain(secret);
+  });
+});
