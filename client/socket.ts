@@ -112,8 +112,12 @@ export class Socket extends Emitter {
     return 'closed';
   }
 
-  /** Port and host are the driver's idea of the database: the bridge decides where to connect. */
-  connect(_port?: number | string, _host?: string, callback?: () => void): this {
+  /**
+   * Port and host are the driver's idea of the database. They travel as the `host` and `port`
+   * query parameters (unless the URL has them already): a bridge with a target allowlist
+   * connects there if allowed; a bridge with one fixed database ignores them.
+   */
+  connect(port?: number | string, host?: string, callback?: () => void): this {
     if (callback) this.once('connect', callback);
     if (!this.WebSocketImpl) {
       this.fail(new SocketError('no WebSocket implementation: pass one as the WebSocket option', 'ERR_NO_WEBSOCKET'));
@@ -123,7 +127,7 @@ export class Socket extends Emitter {
     let ws: WebSocketLike;
     try {
       const protocols = this.askForFlowControl ? [FLOW_CONTROL_PROTOCOL] : [];
-      ws = new this.WebSocketImpl(this.url, protocols, this.webSocketOptions);
+      ws = new this.WebSocketImpl(withTarget(this.url, host, port), protocols, this.webSocketOptions);
     } catch (error) {
       this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
       return this;
@@ -377,4 +381,12 @@ export class Socket extends Emitter {
     this.closeEmitted = true;
     this.emit('close', false);
   }
+}
+
+function withTarget(url: string, host: string | undefined, port: number | string | undefined): string {
+  const parsed = new URL(url);
+  if (host && !parsed.searchParams.has('host')) parsed.searchParams.set('host', host);
+  if (port !== undefined && port !== '' && !parsed.searchParams.has('port'))
+    parsed.searchParams.set('port', String(port));
+  return parsed.href;
 }

@@ -1,9 +1,11 @@
 import { compilePatterns } from './policy/patterns.js';
+import { parseTargets, type TargetEntry } from './policy/targets.js';
 import { MIN_FRAME_LENGTH, PQ_LARGE_MESSAGE_LIMIT } from './protocol/constants.js';
 
 /** The Worker's bindings: vars in wrangler.toml or secrets (`wrangler secret put`). */
 export interface Env {
   PG_HOST?: string;
+  PG_TARGETS?: string;
   PG_PORT?: string;
   PG_TLS?: string;
   MAX_MESSAGE_BYTES?: string;
@@ -45,9 +47,11 @@ export interface JwtPolicy {
 }
 
 export interface BridgeConfig {
-  /** The one PostgreSQL server this bridge relays to. */
+  /** The one PostgreSQL server this bridge relays to, when the target is fixed (PG_HOST). */
   readonly host: string;
   readonly port: number;
+  /** The servers clients may choose from (PG_TARGETS), when the target is not fixed. */
+  readonly targets: readonly TargetEntry[] | null;
   /** `require`: STARTTLS to PostgreSQL, refusing to go on in clear text; `off`: plain TCP. */
   readonly tls: 'require' | 'off';
   /** Largest client message accepted, counting its 4 length bytes. */
@@ -83,7 +87,14 @@ export function loadConfig(env: Env): BridgeConfig {
   const problems: string[] = [];
 
   const host = (env.PG_HOST ?? '').trim();
-  if (host === '') problems.push('PG_HOST is required');
+  const targetList = (env.PG_TARGETS ?? '').trim();
+  let targets: TargetEntry[] | null = null;
+  if (host !== '' && targetList !== '') problems.push('set PG_HOST or PG_TARGETS, not both');
+  else if (targetList !== '') {
+    const parsedTargets = parseTargets(targetList);
+    problems.push(...parsedTargets.problems);
+    targets = parsedTargets.entries;
+  } else if (host === '') problems.push('PG_HOST (one fixed database) or PG_TARGETS (an allowlist) is required');
   else if (/[\s/]/.test(host)) problems.push('PG_HOST must be a host name or IP address');
 
   const port = integer(env.PG_PORT, 'PG_PORT', 5432, 1, 65535, problems);
@@ -134,6 +145,7 @@ export function loadConfig(env: Env): BridgeConfig {
   const config: BridgeConfig = {
     host,
     port,
+    targets,
     tls: tls as BridgeConfig['tls'],
     maxMessageBytes,
     connectTimeoutMs,

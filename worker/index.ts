@@ -2,6 +2,8 @@ import type { JWTPayload } from 'jose';
 import { ConfigError, loadConfig, type BridgeConfig, type Env } from './config.js';
 import { BRIDGE_PATH } from './paths.js';
 import { presentedToken, verifyToken } from './policy/edge-auth.js';
+import { chooseTarget, type Target } from './policy/targets.js';
+import { BridgeError } from './protocol/errors.js';
 import { FLOW_CONTROL_PROTOCOL } from './protocol/flow-control.js';
 import { BridgeSession } from './session.js';
 
@@ -52,7 +54,21 @@ export default {
     server.accept();
     const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
     const flowControl = offered.includes(FLOW_CONTROL_PROTOCOL);
-    new BridgeSession(server, config, { flowControl, claims, metrics: env.METRICS });
+    // The target is decided before any TCP: the fixed one, or the client's pick from the allowlist.
+    let target: Target = { host: config.host, port: config.port };
+    let refusal: BridgeError | undefined;
+    if (config.targets) {
+      const chosen = chooseTarget(config.targets, url.searchParams.get('host'), url.searchParams.get('port'));
+      if (typeof chosen === 'string') refusal = new BridgeError('TARGET_NOT_ALLOWED', chosen);
+      else target = chosen;
+    }
+    new BridgeSession(server, config, {
+      target,
+      flowControl,
+      claims,
+      metrics: env.METRICS,
+      ...(refusal && { refusal }),
+    });
     const headers: HeadersInit = flowControl ? { 'Sec-WebSocket-Protocol': FLOW_CONTROL_PROTOCOL } : {};
     return new Response(null, { status: 101, webSocket: client, headers });
   },

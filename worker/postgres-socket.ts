@@ -1,5 +1,6 @@
 import { connect } from 'cloudflare:sockets';
 import type { BridgeConfig } from './config.js';
+import type { Target } from './policy/targets.js';
 import { ENCRYPTION_REFUSED, SSL_ACCEPTED } from './protocol/constants.js';
 import { BridgeError } from './protocol/errors.js';
 import { SSL_REQUEST } from './protocol/requests.js';
@@ -20,12 +21,13 @@ export interface PostgresSocket {
  */
 export async function openPostgresSocket(
   config: BridgeConfig,
+  target: Target,
   greeting: Uint8Array,
   log: (msg: string) => void,
 ): Promise<PostgresSocket> {
   const sockets: Socket[] = [];
   // One deadline for the whole sequence: a server that accepts and then stays silent must not hang us.
-  const opening = negotiate(config, greeting, log, sockets);
+  const opening = negotiate(config, target, greeting, log, sockets);
   opening.catch(() => {}); // after a timeout, its own failure has no one left to tell
   try {
     return await withTimeout(opening, config.connectTimeoutMs);
@@ -38,19 +40,20 @@ export async function openPostgresSocket(
         `could not connect to the database server: timed out after ${config.connectTimeoutMs} ms`,
       );
     }
-    log(`connect to ${config.host}:${config.port} failed: ${String(error)}`);
+    log(`connect to ${target.host}:${target.port} failed: ${String(error)}`);
     throw new BridgeError('SERVER_UNREACHABLE', 'could not connect to the database server: connection failed');
   }
 }
 
 async function negotiate(
   config: BridgeConfig,
+  target: Target,
   greeting: Uint8Array,
   log: (msg: string) => void,
   sockets: Socket[],
 ): Promise<PostgresSocket> {
   const socket = connect(
-    { hostname: config.host, port: config.port },
+    { hostname: target.host, port: target.port },
     { secureTransport: config.tls === 'require' ? 'starttls' : 'off', allowHalfOpen: false },
   );
   sockets.push(socket);
@@ -78,7 +81,7 @@ async function negotiate(
   try {
     await secure.writer.write(greeting);
   } catch (error) {
-    log(`TLS handshake with ${config.host}:${config.port} failed: ${String(error)}`);
+    log(`TLS handshake with ${target.host}:${target.port} failed: ${String(error)}`);
     throw new BridgeError('SERVER_TLS_FAILED', 'could not establish a TLS connection to the database server');
   }
   return secure;

@@ -7,6 +7,7 @@ import { BridgeError } from './protocol/errors.js';
 import { FLOW_WINDOW_BYTES, parseAck } from './protocol/flow-control.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
 import { checkStartup, type Claims } from './policy/startup-policy.js';
+import type { Target } from './policy/targets.js';
 import { TERMINATE } from './protocol/requests.js';
 
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
@@ -15,6 +16,10 @@ export const RELAY_BUFFER_BYTES = 64 * 1024;
 const ENCRYPTION_REFUSED_REPLY = new Uint8Array([ENCRYPTION_REFUSED]);
 
 export interface SessionOptions {
+  /** The PostgreSQL server this session relays to. */
+  readonly target: Target;
+  /** Set when the session is refused before it starts (a target not allowed). */
+  readonly refusal?: BridgeError;
   /** Whether the client takes part in flow control (see protocol/flow-control.ts). */
   readonly flowControl?: boolean;
   /** Claims of the token the client presented, when tokens are checked. */
@@ -65,7 +70,7 @@ export class BridgeSession {
   constructor(
     private readonly ws: WebSocket,
     private readonly config: BridgeConfig,
-    private readonly options: SessionOptions = {},
+    private readonly options: SessionOptions,
   ) {
     this.flowControl = options.flowControl ?? false;
     this.claims = options.claims ?? null;
@@ -86,6 +91,7 @@ export class BridgeSession {
     }, config.startupTimeoutMs);
     ws.addEventListener('message', (event) => this.onClientMessage(event.data));
     ws.addEventListener('close', () => this.onClientGone());
+    if (options.refusal) this.refuse(options.refusal);
     ws.addEventListener('error', () => this.onClientGone());
   }
 
@@ -165,7 +171,7 @@ export class BridgeSession {
     this.state = 'connecting';
     let postgres: PostgresSocket;
     try {
-      postgres = await openPostgresSocket(this.config, startupPacket, (line) => this.log(line));
+      postgres = await openPostgresSocket(this.config, this.options.target, startupPacket, (line) => this.log(line));
     } catch (error) {
       this.refuse(asBridgeError(error));
       return;
@@ -187,7 +193,7 @@ export class BridgeSession {
   private async forwardCancel(packet: Uint8Array): Promise<void> {
     this.state = 'connecting';
     try {
-      const postgres = await openPostgresSocket(this.config, packet, (line) => this.log(line));
+      const postgres = await openPostgresSocket(this.config, this.options.target, packet, (line) => this.log(line));
       postgres.close();
       this.close(CloseCode.Normal, 'cancel request sent');
     } catch (error) {
@@ -291,7 +297,7 @@ export class BridgeSession {
     const r = this.record;
     const line = {
       event: 'pgwire-bridge.session',
-      target: `${this.config.host}:${this.config.port}`,
+      target: `${this.options.target.host}:${this.options.target.port}`,
       user: r.user,
       database: r.database,
       subject: r.subject,

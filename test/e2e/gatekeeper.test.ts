@@ -24,8 +24,9 @@ afterAll(async () => {
 });
 
 async function bridge(bindings: Env): Promise<RunningBridge> {
+  const target = bindings.PG_TARGETS ? {} : { PG_HOST: '127.0.0.1', PG_PORT: String(proxy.port) };
   const started = await startBridge({
-    bindings: { PG_HOST: '127.0.0.1', PG_PORT: String(proxy.port), PG_TLS: 'off', ...bindings },
+    bindings: { ...target, PG_TLS: 'off', ...bindings },
     log: (line) => logs.push(line),
   });
   bridges.push(started);
@@ -65,6 +66,35 @@ async function query(url: string): Promise<unknown> {
   await client.end();
   return rows;
 }
+
+describe('targets', () => {
+  it('connects to a target the allowlist names, and refuses hostile ones with 28000 before any TCP', async () => {
+    const b = await bridge({ PG_TARGETS: `db.example.com:5432, 127.0.0.1:${proxy.port}` });
+    const allowed = bridgeClient(b.url, { host: '127.0.0.1', port: proxy.port });
+    await allowed.connect();
+    expect((await allowed.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await allowed.end();
+
+    const before = proxy.connections.length;
+    const hostile: Array<[string, number]> = [
+      ['localhost', proxy.port],
+      ['127.0.0.1', 5432],
+      ['169.254.169.254', 80],
+      ['2130706433', proxy.port],
+      ['127.1', proxy.port],
+      ['0x7f.0.0.1', proxy.port],
+      ['[::ffff:127.0.0.2]', proxy.port],
+      ['[::1]', proxy.port],
+      ['10.0.0.1', 5432],
+      ['evil.example.com', 5432],
+    ];
+    for (const [host, port] of hostile) {
+      const client = bridgeClient(b.url, { host, port });
+      await expect(client.connect(), `${host}:${port}`).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
+    }
+    expect(proxy.connections.length).toBe(before);
+  });
+});
 
 describe('origins', () => {
   it('refuses every browser origin by default, with 403 before any TCP, and serves clients without one', async () => {
