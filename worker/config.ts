@@ -23,6 +23,8 @@ export interface Env {
   JWT_AUDIENCE?: string;
   JWT_ISSUER?: string;
   JWT_USER_CLAIM?: string;
+  JWT_ROLE_CLAIM?: string;
+  PG_CREDENTIALS?: string;
   /** Workers Analytics Engine dataset for per-session counters, when bound. */
   METRICS?: MetricsDataset;
 }
@@ -69,6 +71,13 @@ export interface BridgeConfig {
   readonly allowedDatabase: (database: string) => boolean;
   readonly allowReplication: boolean;
   readonly jwt: JwtPolicy | null;
+  /**
+   * Edge-held credentials (PG_CREDENTIALS): database role → password. When set, the bridge logs
+   * in to PostgreSQL itself and clients never see a password; null otherwise.
+   */
+  readonly credentials: ReadonlyMap<string, string> | null;
+  /** The token claim that picks the role from `credentials` (JWT_ROLE_CLAIM). */
+  readonly roleClaim: string | null;
 }
 
 export class ConfigError extends Error {
@@ -141,6 +150,25 @@ export function loadConfig(env: Env): BridgeConfig {
     };
   }
 
+  let credentials: Map<string, string> | null = null;
+  if ((env.PG_CREDENTIALS ?? '').trim() !== '') {
+    try {
+      const parsedCredentials: unknown = JSON.parse(env.PG_CREDENTIALS!);
+      if (typeof parsedCredentials !== 'object' || parsedCredentials === null || Array.isArray(parsedCredentials))
+        throw new Error();
+      const entries = Object.entries(parsedCredentials);
+      if (entries.length === 0 || !entries.every(([role, pw]) => role !== '' && typeof pw === 'string' && pw !== ''))
+        throw new Error();
+      credentials = new Map(entries as Array<[string, string]>);
+    } catch {
+      problems.push('PG_CREDENTIALS must be a JSON object of role names to passwords');
+    }
+    if (jwt === null) problems.push('PG_CREDENTIALS needs token checks (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)');
+    if (credentials && credentials.size > 1 && !env.JWT_ROLE_CLAIM) {
+      problems.push('JWT_ROLE_CLAIM is required when PG_CREDENTIALS holds more than one role');
+    }
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   const config: BridgeConfig = {
     host,
@@ -157,6 +185,8 @@ export function loadConfig(env: Env): BridgeConfig {
     allowedDatabase: compilePatterns(env.ALLOWED_DATABASES ?? '*'),
     allowReplication: replication === 'true',
     jwt,
+    credentials,
+    roleClaim: env.JWT_ROLE_CLAIM?.trim() || null,
   };
   parsed.set(env, config);
   return config;

@@ -111,9 +111,9 @@ async function readOneByte(socket: Socket): Promise<number | undefined> {
   }
 }
 
-class ConnectTimeout extends Error {}
+export class ConnectTimeout extends Error {}
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | null = null;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ConnectTimeout()), ms);

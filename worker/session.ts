@@ -1,12 +1,15 @@
 import type { BridgeConfig, MetricsDataset } from './config.js';
-import { openPostgresSocket, type PostgresSocket } from './postgres-socket.js';
+import { ConnectTimeout, openPostgresSocket, withTimeout, type PostgresSocket } from './postgres-socket.js';
 import { BackendBoundaries } from './protocol/backend-boundaries.js';
+import { concatBytes } from './protocol/bytes.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
 import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
 import { FLOW_WINDOW_BYTES, parseAck } from './protocol/flow-control.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
-import { checkStartup, type Claims } from './policy/startup-policy.js';
+import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
+import { edgeLogin } from './edge-login.js';
+import { encodeStartupMessage } from './protocol/startup.js';
 import type { Target } from './policy/targets.js';
 import { TERMINATE } from './protocol/requests.js';
 
@@ -141,11 +144,17 @@ export class BridgeSession {
         return;
       case 'startup': {
         clearTimeout(this.startupTimer);
-        this.record.user = event.message.user;
-        this.record.database = event.message.database;
-        const refusal = checkStartup(event.message, this.config, this.claims);
-        if (refusal) this.refuse(refusal);
-        else void this.connect(event.packet);
+        const login = chooseRole(this.config, this.claims);
+        if (login instanceof BridgeError) return this.refuse(login);
+        const message = login ? withRole(event.message, login.role) : event.message;
+        this.record.user = message.user;
+        this.record.database = message.database;
+        const refusal = checkStartup(message, this.config, this.claims);
+        if (refusal) return this.refuse(refusal);
+        const packet = login
+          ? encodeStartupMessage(message.majorVersion, message.minorVersion, message.parameters)
+          : event.packet;
+        void this.connect(packet, login);
         return;
       }
       case 'cancel':
@@ -167,14 +176,28 @@ export class BridgeSession {
     else this.pending.push(bytes);
   }
 
-  private async connect(startupPacket: Uint8Array): Promise<void> {
+  private async connect(startupPacket: Uint8Array, login: EdgeLogin | null): Promise<void> {
     this.state = 'connecting';
     let postgres: PostgresSocket;
+    let afterLogin: Uint8Array | null = null;
     try {
       postgres = await openPostgresSocket(this.config, this.options.target, startupPacket, (line) => this.log(line));
     } catch (error) {
       this.refuse(asBridgeError(error));
       return;
+    }
+    if (login) {
+      try {
+        afterLogin = await withTimeout(edgeLogin(postgres, login.password), this.config.connectTimeoutMs);
+      } catch (error) {
+        postgres.close();
+        this.refuse(
+          error instanceof ConnectTimeout
+            ? new BridgeError('SERVER_UNREACHABLE', 'the database server did not finish authentication in time')
+            : asBridgeError(error),
+        );
+        return;
+      }
     }
     if (this.isClosed()) {
       postgres.close();
@@ -184,6 +207,12 @@ export class BridgeSession {
     this.postgres = postgres;
     this.record.bytesToServer += startupPacket.length;
     this.startLimits();
+    // What PostgreSQL said after the bridge's own login (AuthenticationOk on) goes to the client first.
+    if (afterLogin) {
+      this.boundaries.scan(afterLogin);
+      this.toClient.add(afterLogin);
+      this.toClient.flush();
+    }
     for (const bytes of this.pending) this.toServer(bytes);
     this.pending = [];
     void this.relayFromServer(postgres);
@@ -365,15 +394,7 @@ class OutgoingBuffer {
 
   flush(): void {
     if (this.size === 0) return;
-    let message = this.chunks[0]!;
-    if (this.chunks.length > 1) {
-      message = new Uint8Array(this.size);
-      let offset = 0;
-      for (const chunk of this.chunks) {
-        message.set(chunk, offset);
-        offset += chunk.length;
-      }
-    }
+    const message = concatBytes(...this.chunks);
     this.chunks = [];
     this.size = 0;
     this.send(message);

@@ -201,6 +201,56 @@ describe('tokens', () => {
   });
 });
 
+describe('edge-held credentials', () => {
+  const CREDENTIALS = JSON.stringify({ edge_reader: 'reader-password', edge_writer: 'writer-password' });
+  const edge = (credentials = CREDENTIALS) =>
+    bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, JWT_ROLE_CLAIM: 'role', PG_CREDENTIALS: credentials });
+
+  beforeAll(async () => {
+    const admin = directClient();
+    await admin.connect();
+    for (const [role, password] of [
+      ['edge_reader', 'reader-password'],
+      ['edge_writer', 'writer-password'],
+    ]) {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+    }
+    await admin.end();
+  });
+
+  /** A pg client with no password at all: it would fail if PostgreSQL's SCRAM challenge reached it. */
+  const passwordless = (url: string) =>
+    bridgeClient(url, { user: 'ignored-by-the-bridge', password: undefined as never });
+
+  it('logs in with SCRAM at the edge as the role the token names; the client never sees a password', async () => {
+    const b = await edge();
+    for (const role of ['edge_reader', 'edge_writer']) {
+      const client = passwordless(`${b.url}?token=${await hs256({ role })}`);
+      await client.connect();
+      const { rows } = await client.query('SELECT current_user AS role, 6 * 7 AS answer');
+      expect(rows).toEqual([{ role, answer: 42 }]);
+      await client.end();
+    }
+  });
+
+  it("gives the client PostgreSQL's 28P01 when the configured password is wrong", async () => {
+    const b = await edge(JSON.stringify({ edge_reader: 'not-the-password' }));
+    const client = passwordless(`${b.url}?token=${await hs256({ role: 'edge_reader' })}`);
+    await expect(client.connect()).rejects.toMatchObject({ code: '28P01', severity: 'FATAL' });
+  });
+
+  it('refuses a role the configuration does not hold with 28000, before any TCP', async () => {
+    const b = await edge();
+    const before = proxy.connections.length;
+    for (const claims of [{ role: postgres().user }, {}]) {
+      const client = passwordless(`${b.url}?token=${await hs256(claims)}`);
+      await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
+    }
+    expect(proxy.connections.length).toBe(before);
+  });
+});
+
 describe('startup policy', () => {
   it.each([
     ['a user outside ALLOWED_USERS', { ALLOWED_USERS: 'app_*' }, {}],

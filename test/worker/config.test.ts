@@ -91,4 +91,26 @@ describe('loadConfig', () => {
       loadConfig({ PG_HOST: 'h', JWT_SECRET: 'x'.repeat(32), JWT_JWKS_URL: 'https://a/jwks', JWT_AUDIENCE: 'a' }),
     ).toThrow(ConfigError);
   });
+
+  it('takes edge-held credentials only together with token checks, and a role claim for several roles', () => {
+    const jwt = { JWT_SECRET: 'x'.repeat(32), JWT_AUDIENCE: 'a' };
+    const one = loadConfig({ PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '{"app":"pw"}' });
+    expect([...one.credentials!.entries()]).toEqual([['app', 'pw']]);
+    expect(one.roleClaim).toBeNull();
+    for (const bad of [
+      { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"pw"}' },
+      { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '{"app":"pw","ops":"pw2"}' },
+      { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '["app"]' },
+      { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '{"app":""}' },
+      { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: 'not json' },
+    ]) {
+      expect(() => loadConfig(bad)).toThrow(ConfigError);
+    }
+  });
+
+  it('takes one fixed target or an allowlist, not both and not neither', () => {
+    expect(loadConfig({ PG_TARGETS: 'db.example.com:5432' }).targets).toHaveLength(1);
+    expect(() => loadConfig({ PG_HOST: 'h', PG_TARGETS: 'db.example.com:5432' })).toThrow(ConfigError);
+    expect(() => loadConfig({})).toThrow(ConfigError);
+  });
 });

@@ -27,9 +27,45 @@ export function checkStartup(message: StartupMessage, config: BridgeConfig, clai
       `database "${message.database}" may not be reached through this bridge`,
     );
   }
+  // With edge-held credentials the role comes from chooseRole(), not from the client.
   const claim = config.jwt?.userClaim;
-  if (claim !== undefined && claims?.[claim] !== message.user) {
+  if (claim !== undefined && config.credentials === null && claims?.[claim] !== message.user) {
     return new BridgeError('USER_NOT_ALLOWED', `user "${message.user}" is not the user the token was issued for`);
   }
   return null;
+}
+
+/** The role and password the bridge logs in with, when it holds the credentials (PG_CREDENTIALS). */
+export interface EdgeLogin {
+  readonly role: string;
+  readonly password: string;
+}
+
+/**
+ * With edge-held credentials, the role is the one the token's JWT_ROLE_CLAIM names, if
+ * PG_CREDENTIALS has it, or else the only role there is; the client's own user is ignored.
+ * Null without edge-held credentials.
+ */
+export function chooseRole(config: BridgeConfig, claims: Claims | null): EdgeLogin | BridgeError | null {
+  if (config.credentials === null) return null;
+  let role: unknown = config.credentials.keys().next().value;
+  if (config.roleClaim !== null) {
+    role = claims?.[config.roleClaim];
+    if (typeof role !== 'string') return new BridgeError('ROLE_NOT_ALLOWED', 'the token names no database role');
+  }
+  const password = config.credentials.get(role as string);
+  if (password === undefined) {
+    return new BridgeError('ROLE_NOT_ALLOWED', `role "${String(role)}" may not be used through this bridge`);
+  }
+  return { role: role as string, password };
+}
+
+/** The client's StartupMessage with the bridge's role in place of the client's user. */
+export function withRole(message: StartupMessage, role: string): StartupMessage {
+  return {
+    ...message,
+    user: role,
+    database: message.parameters.findLast(([name]) => name === 'database')?.[1] || role,
+    parameters: message.parameters.map(([name, value]) => [name, name === 'user' ? role : value] as const),
+  };
 }

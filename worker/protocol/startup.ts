@@ -99,3 +99,25 @@ function decodeParameters(packet: Uint8Array): Array<[string, string]> {
   }
   throw new BridgeError('INVALID_STARTUP_LAYOUT', 'invalid startup packet layout: expected terminator as last byte');
 }
+
+/** Encodes a StartupMessage (protocol-message-formats) with its parameters in the order given. */
+export function encodeStartupMessage(
+  majorVersion: number,
+  minorVersion: number,
+  parameters: ReadonlyArray<readonly [string, string]>,
+): Uint8Array {
+  const encoder = new TextEncoder();
+  const pairs = parameters.flatMap(([name, value]) => [encoder.encode(name), encoder.encode(value)]);
+  const length = 8 + pairs.reduce((n, bytes) => n + bytes.length + 1, 0) + 1;
+  const out = new Uint8Array(length);
+  const view = new DataView(out.buffer);
+  view.setInt32(0, length);
+  view.setInt16(4, majorVersion);
+  view.setInt16(6, minorVersion);
+  let offset = 8;
+  for (const bytes of pairs) {
+    out.set(bytes, offset);
+    offset += bytes.length + 1; // NUL terminator already zero
+  }
+  return out; // final NUL already zero
+}
