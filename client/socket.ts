@@ -1,4 +1,4 @@
-import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL } from '../worker/protocol/flow-control.js';
+import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../worker/protocol/subprotocols.js';
 import { Emitter } from './emitter.js';
 
 /** The standard WebSocket constructor: globalThis.WebSocket in browsers, Deno, Bun, Workers and Node ≥ 22; `ws` in older Node. */
@@ -38,6 +38,8 @@ export interface SocketOptions {
    * driver, so the bridge stops reading from PostgreSQL while the driver is paused or slow.
    */
   flowControl?: boolean;
+  /** A token for a bridge that checks them, sent as the subprotocol `pgwire-bridge.token.<token>` (not in the URL). */
+  token?: string;
 }
 
 /** An Error with the `code` Node's net errors carry, so drivers can tell them apart. */
@@ -79,6 +81,7 @@ export class Socket extends Emitter {
   private readonly highWaterMark: number;
   private readonly webSocketOptions: object;
   private readonly askForFlowControl: boolean;
+  private readonly token: string | undefined;
   /** Set once the bridge agreed to flow control. */
   private flowControl = false;
   private deliveredSinceAck = 0;
@@ -102,6 +105,7 @@ export class Socket extends Emitter {
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.webSocketOptions = options.webSocketOptions ?? { perMessageDeflate: false };
     this.askForFlowControl = options.flowControl ?? true;
+    this.token = options.token;
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
@@ -126,7 +130,10 @@ export class Socket extends Emitter {
     this.connecting = true;
     let ws: WebSocketLike;
     try {
-      const protocols = this.askForFlowControl ? [FLOW_CONTROL_PROTOCOL] : [];
+      const protocols = [
+        ...(this.askForFlowControl ? [FLOW_CONTROL_PROTOCOL] : []),
+        ...(this.token ? [`${TOKEN_PROTOCOL_PREFIX}${this.token}`] : []),
+      ];
       ws = new this.WebSocketImpl(withTarget(this.url, host, port), protocols, this.webSocketOptions);
     } catch (error) {
       this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));

@@ -4,7 +4,7 @@ import { BRIDGE_PATH } from './paths.js';
 import { presentedToken, verifyToken } from './policy/edge-auth.js';
 import { chooseTarget, type Target } from './policy/targets.js';
 import { BridgeError } from './protocol/errors.js';
-import { FLOW_CONTROL_PROTOCOL } from './protocol/flow-control.js';
+import { FLOW_CONTROL_PROTOCOL } from './protocol/subprotocols.js';
 import { BridgeSession } from './session.js';
 
 export default {

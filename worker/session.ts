@@ -5,7 +5,7 @@ import { concatBytes } from './protocol/bytes.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
 import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
-import { FLOW_WINDOW_BYTES, parseAck } from './protocol/flow-control.js';
+import { FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
 import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
 import { edgeLogin } from './edge-login.js';

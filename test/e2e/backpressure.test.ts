@@ -2,7 +2,7 @@ import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL, FLOW_WINDOW_BYTES } from '../../worker/protocol/flow-control.js';
+import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL, FLOW_WINDOW_BYTES } from '../../worker/protocol/subprotocols.js';
 import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
 import { errorFields, readMessages } from '../support/wire.js';
 

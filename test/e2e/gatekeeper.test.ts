@@ -142,6 +142,10 @@ describe('tokens', () => {
     const token = await hs256({ sub: 'alice' });
     expect(await query(`${b.url}?token=${token}`)).toEqual([{ ok: 1 }]);
     expect(await upgradeStatus(b.url, { protocols: [`pgwire-bridge.token.${token}`] })).toBe(101);
+    const viaSocketOption = bridgeClient(b.url, {}, { token });
+    await viaSocketOption.connect();
+    expect((await viaSocketOption.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    await viaSocketOption.end();
   });
 
   it('verifies ES256 against an inline public key, and refuses an HS256 token signed with that key', async () => {
@@ -293,6 +297,24 @@ describe('limits', () => {
     // The first error names why: on the client, or on the query that was running.
     return errors.find((error) => error.code !== undefined) ?? errors[0];
   }
+
+  it('ends a session whose client sends a message above MAX_MESSAGE_BYTES with 08P01, and its backend is gone', async () => {
+    const b = await bridge({ MAX_MESSAGE_BYTES: '1000' });
+    const client = bridgeClient(b.url);
+    const errors: Array<Error & { code?: string }> = [];
+    client.on('error', (error) => errors.push(error));
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const tooBig = await client.query(`SELECT '${'x'.repeat(2000)}'`).catch((error: Error) => error);
+    expect([tooBig, ...errors].find((e) => (e as { code?: string }).code)).toMatchObject({
+      code: '08P01',
+      message: 'invalid message length',
+    });
+    const watcher = directClient();
+    await watcher.connect();
+    await msUntilBackendGone(watcher, rows[0]!.pid, 2000);
+    await watcher.end();
+  });
 
   it('ends an idle session with 57P05, and its backend is gone', async () => {
     expect(await endedBy({ IDLE_TIMEOUT_MS: '400' }, false)).toMatchObject({

@@ -1,8 +1,6 @@
 import { createRemoteJWKSet, importJWK, importSPKI, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { JwtPolicy } from '../config.js';
-
-/** Subprotocol prefix that carries a token for browsers, which cannot set headers on a WebSocket. */
-export const TOKEN_PROTOCOL_PREFIX = 'pgwire-bridge.token.';
+import { TOKEN_PROTOCOL_PREFIX } from '../protocol/subprotocols.js';
 
 const ASYMMETRIC = ['RS256', 'ES256'];
 const keys = new WeakMap<JwtPolicy, Uint8Array | JWTVerifyGetKey>();

@@ -1,12 +1,16 @@
 /**
- * Flow control between the bridge and its client shim, negotiated as a WebSocket subprotocol.
+ * The WebSocket subprotocols the bridge and its client shim agree on: a token carrier, and flow
+ * control. Flow control between the bridge and its client shim is negotiated as a subprotocol.
  * workerd's server WebSocket has no bufferedAmount and send() never blocks, so the only way to know
  * the client keeps up is for the client to say so: it sends, as a text message, the decimal count of
  * server bytes it has handed to its driver. The bridge stops reading from PostgreSQL while
  * FLOW_WINDOW_BYTES sent are unacknowledged. Binary messages stay pure PostgreSQL bytes.
  */
 
-/** The subprotocol a client asks for to take part. */
+/** Subprotocol prefix that carries a token, for browsers, which cannot set headers on a WebSocket. */
+export const TOKEN_PROTOCOL_PREFIX = 'pgwire-bridge.token.';
+
+/** The subprotocol a client asks for to take part in flow control. */
 export const FLOW_CONTROL_PROTOCOL = 'pgwire-bridge.v1';
 
 /** Unacknowledged bytes after which the bridge stops reading from PostgreSQL. */

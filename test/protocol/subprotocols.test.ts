@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from '../../worker/protocol/flow-control.js';
+import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from '../../worker/protocol/subprotocols.js';
 
 describe('flow-control acknowledgements', () => {
   it('reads a positive decimal byte count', () => {
