@@ -1,4 +1,10 @@
-import { FLOW_ACK_BYTES, FLOW_CONTROL_PROTOCOL, TOKEN_PROTOCOL_PREFIX } from '../worker/protocol/subprotocols.js';
+import {
+  FLOW_ACK_BYTES,
+  FLOW_CONTROL_PROTOCOL,
+  FLOW_WINDOW_BYTES,
+  TOKEN_PROTOCOL_PREFIX,
+  parseAck,
+} from '../worker/protocol/subprotocols.js';
 import { Emitter } from './emitter.js';
 
 /** The standard WebSocket constructor: globalThis.WebSocket in browsers, Deno, Bun, Workers and Node ≥ 22; `ws` in older Node. */
@@ -85,11 +91,14 @@ export class Socket extends Emitter {
   /** Set once the bridge agreed to flow control. */
   private flowControl = false;
   private deliveredSinceAck = 0;
+  /** Bytes sent to the bridge that it has not yet said PostgreSQL accepted (flow control only). */
+  private inFlight = 0;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private pendingCallbacks: WriteCallback[] = [];
   private flushScheduled = false;
   private needDrain = false;
+  private drainTimer: ReturnType<typeof setTimeout> | null = null;
   private ended = false;
   private closeEmitted = false;
   /** Paused mode, as Node's readable streams have it: data waits for read() or resume(). */
@@ -151,6 +160,7 @@ export class Socket extends Emitter {
       this.flush();
     };
     ws.onmessage = ({ data }) => {
+      if (typeof data === 'string') return this.onAck(data);
       if (data instanceof Uint8Array) this.onData(data);
       else if (data instanceof ArrayBuffer) this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
     };
@@ -184,7 +194,7 @@ export class Socket extends Emitter {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
-    const belowMark = this.bufferedBytes() < this.highWaterMark;
+    const belowMark = this.canTakeMore();
     if (!belowMark) this.needDrain = true;
     return belowMark;
   }
@@ -266,6 +276,19 @@ export class Socket extends Emitter {
     return this.pendingBytes + (this.ws?.bufferedAmount ?? 0);
   }
 
+  /** Below the high-water mark here, and below the flow-control window toward PostgreSQL. */
+  private canTakeMore(): boolean {
+    return this.bufferedBytes() < this.highWaterMark && this.inFlight < FLOW_WINDOW_BYTES;
+  }
+
+  /** The bridge says PostgreSQL accepted this many of our bytes. */
+  private onAck(text: string): void {
+    const bytes = parseAck(text);
+    if (!this.flowControl || bytes === null) return;
+    this.inFlight = Math.max(0, this.inFlight - bytes);
+    if (this.needDrain) this.waitForDrain();
+  }
+
   /** Sends what was written since the last flush, split at maxMessageBytes, once the WebSocket is open. */
   private flush(): void {
     this.flushScheduled = false;
@@ -274,6 +297,7 @@ export class Socket extends Emitter {
     while (this.pendingBytes > 0) {
       const size = Math.min(this.pendingBytes, this.maxMessageBytes);
       ws.send(this.takePending(size));
+      if (this.flowControl) this.inFlight += size;
     }
     const callbacks = this.pendingCallbacks;
     this.pendingCallbacks = [];
@@ -307,15 +331,21 @@ export class Socket extends Emitter {
     return message;
   }
 
-  /** WebSockets have no drain event: watch bufferedAmount, only while a writer is waiting. */
+  /**
+   * WebSockets have no drain event: watch bufferedAmount, only while a writer is waiting. The
+   * bridge's acknowledgements also call this, so one timer at a time keeps watch.
+   */
   private waitForDrain(): void {
     if (this.destroyed || !this.needDrain) return;
-    if (this.bufferedBytes() < this.highWaterMark) {
+    if (this.canTakeMore()) {
       this.needDrain = false;
       this.emit('drain');
       return;
     }
-    setTimeout(() => this.waitForDrain(), DRAIN_POLL_MS);
+    this.drainTimer ??= setTimeout(() => {
+      this.drainTimer = null;
+      this.waitForDrain();
+    }, DRAIN_POLL_MS);
   }
 
   private onData(chunk: Uint8Array): void {

@@ -5,7 +5,7 @@ import { concatBytes } from './protocol/bytes.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
 import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
-import { FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
+import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
 import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
 import { edgeLogin } from './edge-login.js';
@@ -69,6 +69,8 @@ export class BridgeSession {
   /** Bytes sent to the client that it has not yet said it handed to its driver (flow control only). */
   private unacknowledged = 0;
   private windowOpened: (() => void) | null = null;
+  /** Client bytes PostgreSQL accepted since the last acknowledgement to the client (flow control only). */
+  private acceptedSinceAck = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -172,8 +174,23 @@ export class BridgeSession {
 
   private toServer(bytes: Uint8Array): void {
     this.record.bytesToServer += bytes.length;
-    if (this.postgres) this.postgres.writer.write(bytes).catch((error) => this.onServerFailure(error));
-    else this.pending.push(bytes);
+    if (!this.postgres) {
+      this.pending.push(bytes);
+      return;
+    }
+    this.postgres.writer.write(bytes).then(
+      () => this.acceptedByServer(bytes.length),
+      (error) => this.onServerFailure(error),
+    );
+  }
+
+  /** With flow control, tells the client every FLOW_ACK_BYTES what PostgreSQL has accepted. */
+  private acceptedByServer(bytes: number): void {
+    if (!this.flowControl || this.state === 'closed') return;
+    this.acceptedSinceAck += bytes;
+    if (this.acceptedSinceAck < FLOW_ACK_BYTES) return;
+    safely(() => this.ws.send(String(this.acceptedSinceAck)));
+    this.acceptedSinceAck = 0;
   }
 
   private async connect(startupPacket: Uint8Array, login: EdgeLogin | null): Promise<void> {

@@ -172,3 +172,35 @@ describe('client Socket', () => {
     }
   });
 });
+
+describe('client Socket backpressure', () => {
+  it('returns false from write() above the high-water mark, and emits drain once the bytes are out', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url, { highWaterMark: 1000, flowControl: false }).connect();
+    await once(socket, 'connect');
+    expect(socket.write(new Uint8Array(600))).toBe(true);
+    expect(socket.write(new Uint8Array(600))).toBe(false);
+    await once(socket, 'drain');
+    await until(() => messages.length > 0);
+    expect(messages.reduce((n, m) => n + m.length, 0)).toBe(1200);
+    socket.destroy();
+  });
+
+  it('holds back at the flow-control window until the bridge acknowledges what PostgreSQL accepted', async () => {
+    let peer: WebSocket | undefined;
+    const { url, messages } = await server((p) => (peer = p));
+    const socket = socketTo(url, { maxMessageBytes: 1024 * 1024 }).connect();
+    await once(socket, 'connect');
+    const chunk = new Uint8Array(1024 * 1024);
+    let drained = false;
+    socket.on('drain', () => (drained = true));
+    for (let i = 0; i < 5; i++) socket.write(chunk);
+    await until(() => messages.length === 5);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(drained).toBe(false); // 5 MiB in flight, unacknowledged: above the 4 MiB window
+    peer!.send(String(2 * 1024 * 1024));
+    await until(() => drained);
+    expect(drained).toBe(true);
+    socket.destroy();
+  });
+});

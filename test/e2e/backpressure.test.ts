@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
@@ -84,6 +87,46 @@ describe('backpressure from the driver to PostgreSQL', () => {
     c.stream.destroy();
     expect(await msUntilBackendGone(watcher, c.pid, 1000)).toBeLessThan(1000);
   });
+});
+
+describe('backpressure from PostgreSQL to the driver', () => {
+  it('copies 100 MB in with COPY FROM STDIN, holding the client back while PostgreSQL stalls', async () => {
+    await watcher.query(`
+      DROP TABLE IF EXISTS e2e_bigcopy;
+      CREATE TABLE e2e_bigcopy (line text);
+      CREATE OR REPLACE FUNCTION e2e_stall() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.line = 'stall' THEN PERFORM pg_sleep(2); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER e2e_stall BEFORE INSERT ON e2e_bigcopy FOR EACH ROW EXECUTE FUNCTION e2e_stall();`);
+    const counter = { sent: 0 };
+    class Counted extends WebSocket {
+      override send(data: never, ...rest: never[]) {
+        if (typeof data !== 'string') counter.sent += (data as Uint8Array).length;
+        return super.send(data, ...rest);
+      }
+    }
+    const client = bridgeClient(bridge.url, {}, { WebSocket: Counted as never });
+    await client.connect();
+    const ROWS_100MB = 100_000;
+    const row = `${'y'.repeat(999)}\n`;
+    const lines = (function* () {
+      yield 'stall\n';
+      for (let i = 1; i < ROWS_100MB; i++) yield row;
+    })();
+    const started = counter.sent;
+    const copying = pipeline(Readable.from(lines), client.query(copyFrom('COPY e2e_bigcopy FROM STDIN')));
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    // PostgreSQL sleeps on the first row; only the window and the buffers in between may be sent meanwhile.
+    const sentWhileStalled = counter.sent - started;
+    expect(sentWhileStalled).toBeLessThan(24 * 1024 * 1024);
+    await copying;
+    const { rows } = await client.query(
+      'SELECT count(*)::int AS n, sum(length(line))::bigint AS bytes FROM e2e_bigcopy',
+    );
+    expect(rows).toEqual([{ n: ROWS_100MB, bytes: String(5 + (ROWS_100MB - 1) * 999) }]);
+    expect(counter.sent - started).toBeGreaterThan(100_000_000);
+    await client.end();
+    await watcher.query('DROP TABLE e2e_bigcopy; DROP FUNCTION e2e_stall()');
+  }, 120_000);
 });
 
 describe('flow-control messages', () => {

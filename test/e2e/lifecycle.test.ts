@@ -64,6 +64,22 @@ describe('session lifecycle', () => {
     expect(errors[0]).toMatchObject({ code: '57P01', severity: 'FATAL' });
   });
 
+  it('rejects a running query promptly when the server ends the session', async () => {
+    const { client, pid } = await connectedWithWebSocket();
+    const running = client.query('SELECT pg_sleep(30)').then(
+      () => null,
+      (error: unknown) => error,
+    );
+    await eventually(
+      () => watcher.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid]),
+      (result) => result.rowCount === 1,
+    );
+    const terminated = Date.now();
+    await watcher.query('SELECT pg_terminate_backend($1)', [pid]);
+    expect(await running).toMatchObject({ code: '57P01' });
+    expect(Date.now() - terminated).toBeLessThan(1000);
+  });
+
   it('forwards a CancelRequest on its own WebSocket and cancels the running query', async () => {
     const client = bridgeClient(bridge.url);
     await client.connect();

@@ -13,10 +13,17 @@ export const TOKEN_PROTOCOL_PREFIX = 'pgwire-bridge.token.';
 /** The subprotocol a client asks for to take part in flow control. */
 export const FLOW_CONTROL_PROTOCOL = 'pgwire-bridge.v1';
 
-/** Unacknowledged bytes after which the bridge stops reading from PostgreSQL. */
+/**
+ * Both directions use the same numbers. Toward the client: the bridge stops reading from
+ * PostgreSQL while FLOW_WINDOW_BYTES it sent are unacknowledged by the client. Toward PostgreSQL:
+ * the bridge acknowledges, the same way, bytes PostgreSQL has accepted, and the client holds
+ * back (write() returns false) while FLOW_WINDOW_BYTES it sent are unacknowledged by the bridge.
+ */
+
+/** Unacknowledged bytes after which the sender stops. */
 export const FLOW_WINDOW_BYTES = 4 * 1024 * 1024;
 
-/** How often (in bytes delivered) the client acknowledges: a quarter window keeps data flowing. */
+/** How often (in bytes delivered) each side acknowledges: a quarter window keeps data flowing. */
 export const FLOW_ACK_BYTES = FLOW_WINDOW_BYTES / 4;
 
 const ACK = /^[1-9][0-9]{0,9}$/;
