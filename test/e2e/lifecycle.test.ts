@@ -1,15 +1,15 @@
 import type pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type RunningBridge } from '../../dev/bridge.js';
+import type { RunningBridge } from '../../dev/bridge.js';
 import {
   backendPids,
   bridgeClient,
   directClient,
   eventually,
-  postgres,
-  rawSession,
   msUntilBackendGone,
+  rawSession,
+  startTlsBridge,
 } from '../support/clients.js';
 import { Bytes, cancelRequest } from '../support/wire.js';
 
@@ -17,11 +17,7 @@ let bridge: RunningBridge;
 let watcher: pg.Client;
 
 beforeAll(async () => {
-  const db = postgres();
-  bridge = await startBridge({
-    bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
-    trustedCaPem: db.caPem,
-  });
+  bridge = await startTlsBridge();
   watcher = directClient();
   await watcher.connect();
 });

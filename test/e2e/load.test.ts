@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeLoad, runLoad } from '../../bench/load.js';
-import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { postgres } from '../support/clients.js';
+import type { RunningBridge } from '../../dev/bridge.js';
+import { postgres, startTlsBridge } from '../support/clients.js';
 
 let bridge: RunningBridge;
 
 beforeAll(async () => {
-  const db = postgres();
-  bridge = await startBridge({
-    bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
-    trustedCaPem: db.caPem,
-  });
+  bridge = await startTlsBridge();
 });
 afterAll(async () => {
   await bridge?.stop();

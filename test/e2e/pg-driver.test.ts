@@ -4,8 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { backendPids, bridgeClient, directClient, msUntilBackendGone, postgres } from '../support/clients.js';
+import type { RunningBridge } from '../../dev/bridge.js';
+import { backendPids, bridgeClient, directClient, msUntilBackendGone, startTlsBridge } from '../support/clients.js';
 
 // The main bridge speaks TLS to PostgreSQL, trusting the test CA as a deployment would trust its provider's.
 let bridge: RunningBridge;
@@ -13,11 +13,7 @@ let viaBridge: pg.Client;
 let direct: pg.Client;
 
 beforeAll(async () => {
-  const db = postgres();
-  bridge = await startBridge({
-    bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
-    trustedCaPem: db.caPem,
-  });
+  bridge = await startTlsBridge();
   viaBridge = bridgeClient(bridge.url);
   direct = directClient();
   await Promise.all([viaBridge.connect(), direct.connect()]);

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { directClient, eventually, postgres, rawSession } from '../support/clients.js';
+import type { RunningBridge } from '../../dev/bridge.js';
+import { directClient, eventually, postgres, rawSession, startTlsBridge } from '../support/clients.js';
 import { RawClient } from '../support/raw-client.js';
 import { cancelRequest, errorFields, query } from '../support/wire.js';
 
@@ -9,11 +9,7 @@ let bridge: RunningBridge;
 let watcher: pg.Client;
 
 beforeAll(async () => {
-  const db = postgres();
-  bridge = await startBridge({
-    bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
-    trustedCaPem: db.caPem,
-  });
+  bridge = await startTlsBridge();
   watcher = directClient();
   await watcher.connect();
 });

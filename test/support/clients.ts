@@ -2,9 +2,19 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { inject } from 'vitest';
 import { Socket, type SocketOptions } from '../../client/index.js';
+import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import type { PostgresInfo } from '../../dev/postgres.js';
 
 export const postgres = (): PostgresInfo => inject('postgres');
+
+/** The bridge as deployed: TLS to the shared test PostgreSQL, whose CA workerd is told to trust. */
+export function startTlsBridge(): Promise<RunningBridge> {
+  const db = postgres();
+  return startBridge({
+    bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
+    trustedCaPem: db.caPem,
+  });
+}
 
 /** An unmodified pg client whose socket is the shim, talking to the bridge at `url`. */
 export function bridgeClient(
