@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Socket, SocketError } from '../../client/index.js';
+import { Socket, SocketError } from 'pgwire-bridge/client';
 import { freePort } from '../../dev/postgres.js';
 
 /** A real WebSocket server on loopback standing in for the bridge, recording every message. */

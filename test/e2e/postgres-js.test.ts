@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import postgresJs from 'postgres';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Socket } from '../../client/index.js';
+import { Socket } from 'pgwire-bridge/client';
 import type { RunningBridge } from '../../dev/bridge.js';
 import { bridgeClient, postgres, startTlsBridge } from '../support/clients.js';
 

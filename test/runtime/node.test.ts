@@ -31,7 +31,7 @@ async function bundle(name: string, webSocket: 'ws' | 'global'): Promise<string>
     entry,
     `import pg from 'pg';
 ${webSocket === 'ws' ? "import WebSocket from 'ws';" : ''}
-import { configure } from '${root}client/net.ts';
+import { configure } from 'pgwire-bridge/net';
 configure({ url: process.env.BRIDGE_URL${webSocket === 'ws' ? ', WebSocket' : ''} });
 const client = new pg.Client({ user: process.env.PGUSER, password: process.env.PGPASSWORD, database: 'postgres' });
 await client.connect();
@@ -47,7 +47,8 @@ await client.end();
     platform: 'node',
     format: 'esm',
     outfile,
-    alias: { net: `${root}client/net.ts` },
+    // The built module users import (npm run build), by path: the entry sits outside the package.
+    alias: { net: `${root}dist/client/net.js`, 'pgwire-bridge/net': `${root}dist/client/net.js` },
     // ws needs the real `net`: it stays outside the bundle, where the alias does not reach.
     external: ['pg-native', 'ws'],
     banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },

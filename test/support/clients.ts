@@ -1,7 +1,7 @@
 import pg from 'pg';
 import WebSocket from 'ws';
 import { inject } from 'vitest';
-import { Socket, type SocketOptions } from '../../client/index.js';
+import { Socket, type SocketOptions } from 'pgwire-bridge/client';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import type { PostgresInfo } from '../../dev/postgres.js';
 

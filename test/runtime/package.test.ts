@@ -1,0 +1,40 @@
+import { readFile, readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('the package users install', () => {
+  it('exports the client and the net module as ESM with types, and depends on nothing at run time', async () => {
+    const pkg = JSON.parse(await readFile(`${root}package.json`, 'utf8'));
+    expect(pkg.type).toBe('module');
+    expect(pkg.dependencies ?? {}).toEqual({});
+    expect(pkg.peerDependenciesMeta.ws.optional).toBe(true);
+    expect(pkg.exports['./client']).toEqual({ types: './dist/client/index.d.ts', import: './dist/client/index.js' });
+    expect(pkg.exports['./net']).toEqual({ types: './dist/client/net.d.ts', import: './dist/client/net.js' });
+    expect(pkg.sideEffects).toBe(false);
+  });
+
+  it('ships bundles that import only each other: no packages, no Node built-ins, no require', async () => {
+    const files = (await readdir(`${root}dist/client`)).filter((f) => f.endsWith('.js'));
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    for (const file of files) {
+      const code = await readFile(`${root}dist/client/${file}`, 'utf8');
+      const specifiers = [...code.matchAll(/(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']/g)].map((m) => m[1]!);
+      expect(
+        specifiers.every((s) => s.startsWith('./')),
+        `${file}: ${specifiers.join(', ')}`,
+      ).toBe(true);
+      expect(code).not.toMatch(/\brequire\(|["']node:/);
+    }
+  });
+
+  it('works when imported by its package name', async () => {
+    const client = await import('pgwire-bridge/client');
+    const net = await import('pgwire-bridge/net');
+    expect(typeof client.Socket).toBe('function');
+    expect(new net.Socket({ url: 'ws://127.0.0.1:1/v1' })).toBeInstanceOf(client.Socket);
+    expect(net.isIP('10.0.0.1')).toBe(4);
+    expect(() => new net.Socket()).toThrow(/configure/);
+  });
+});
