@@ -167,7 +167,7 @@ export class Socket extends Emitter {
     ws.onerror = () => {
       // The close event that follows carries the code; an error before open never opened.
       if (this.connecting) {
-        this.fail(new SocketError(`could not open a WebSocket to ${this.url}`, 'ECONNREFUSED'));
+        this.fail(new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}`, 'ECONNREFUSED'));
       }
     };
     ws.onclose = ({ code }) => this.onWebSocketClose(code);
@@ -426,4 +426,10 @@ function withTarget(url: string, host: string | undefined, port: number | string
   if (port !== undefined && port !== '' && !parsed.searchParams.has('port'))
     parsed.searchParams.set('port', String(port));
   return parsed.href;
+}
+
+/** The URL for messages: a token in its query string must not end up in logs. */
+function withoutQuery(url: string): string {
+  const at = url.search(/[?#]/);
+  return at === -1 ? url : url.slice(0, at);
 }

@@ -1,17 +1,17 @@
 import type { BridgeConfig, MetricsDataset } from './config.js';
+import { edgeLogin } from './edge-login.js';
+import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
+import type { Target } from './policy/targets.js';
 import { ConnectTimeout, openPostgresSocket, withTimeout, type PostgresSocket } from './postgres-socket.js';
 import { BackendBoundaries } from './protocol/backend-boundaries.js';
 import { concatBytes } from './protocol/bytes.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
 import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
-import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
-import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
-import { edgeLogin } from './edge-login.js';
-import { encodeStartupMessage } from './protocol/startup.js';
-import type { Target } from './policy/targets.js';
 import { TERMINATE } from './protocol/requests.js';
+import { encodeStartupMessage } from './protocol/startup.js';
+import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
 
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
 export const RELAY_BUFFER_BYTES = 64 * 1024;
@@ -23,7 +23,7 @@ export interface SessionOptions {
   readonly target: Target;
   /** Set when the session is refused before it starts (a target not allowed). */
   readonly refusal?: BridgeError;
-  /** Whether the client takes part in flow control (see protocol/flow-control.ts). */
+  /** Whether the client takes part in flow control (see protocol/subprotocols.ts). */
   readonly flowControl?: boolean;
   /** Claims of the token the client presented, when tokens are checked. */
   readonly claims?: Claims | null;
@@ -65,7 +65,8 @@ export class BridgeSession {
   private readonly log: (line: string) => void;
   private readonly record: SessionRecord;
   private lastActivity = Date.now();
-  private limitTimers: Array<ReturnType<typeof setTimeout>> = [];
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private sessionTimer: ReturnType<typeof setTimeout> | null = null;
   /** Bytes sent to the client that it has not yet said it handed to its driver (flow control only). */
   private unacknowledged = 0;
   private windowOpened: (() => void) | null = null;
@@ -96,8 +97,8 @@ export class BridgeSession {
     }, config.startupTimeoutMs);
     ws.addEventListener('message', (event) => this.onClientMessage(event.data));
     ws.addEventListener('close', () => this.onClientGone());
-    if (options.refusal) this.refuse(options.refusal);
     ws.addEventListener('error', () => this.onClientGone());
+    if (options.refusal) this.refuse(options.refusal);
   }
 
   private onClientMessage(data: ArrayBuffer | string): void {
@@ -316,13 +317,11 @@ export class BridgeSession {
   private startLimits(): void {
     const { idleTimeoutMs, maxSessionMs } = this.config;
     if (maxSessionMs > 0) {
-      this.limitTimers.push(
-        setTimeout(() => {
-          this.refuse(
-            new BridgeError('SESSION_TOO_LONG', 'terminating connection: the session reached its maximum length'),
-          );
-        }, maxSessionMs),
-      );
+      this.sessionTimer = setTimeout(() => {
+        this.refuse(
+          new BridgeError('SESSION_TOO_LONG', 'terminating connection: the session reached its maximum length'),
+        );
+      }, maxSessionMs);
     }
     if (idleTimeoutMs > 0) {
       // Re-armed at timeout granularity, not per message: the hot path only stores a timestamp.
@@ -331,10 +330,10 @@ export class BridgeSession {
         if (idleFor >= idleTimeoutMs) {
           this.refuse(new BridgeError('IDLE_TIMEOUT', 'terminating connection due to idle-session timeout'));
         } else {
-          this.limitTimers.push(setTimeout(check, idleTimeoutMs - idleFor));
+          this.idleTimer = setTimeout(check, idleTimeoutMs - idleFor);
         }
       };
-      this.limitTimers.push(setTimeout(check, idleTimeoutMs));
+      this.idleTimer = setTimeout(check, idleTimeoutMs);
     }
   }
 
@@ -377,7 +376,8 @@ export class BridgeSession {
     if (this.state === 'closed') return;
     this.state = 'closed';
     clearTimeout(this.startupTimer);
-    for (const timer of this.limitTimers) clearTimeout(timer);
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    if (this.sessionTimer !== null) clearTimeout(this.sessionTimer);
     this.openWindow();
     this.report(code, reason);
     this.pending = [];

@@ -131,10 +131,14 @@ describe('client Socket', () => {
     expect(events).toEqual(['error', 'close']);
   });
 
-  it('reports a bridge that cannot be reached as an Error with code ECONNREFUSED', async () => {
-    const socket = socketTo(`ws://127.0.0.1:${await freePort()}/v1`).connect();
+  it('reports a bridge that cannot be reached as an Error with code ECONNREFUSED, naming no token', async () => {
+    const port = await freePort();
+    const socket = socketTo(`ws://127.0.0.1:${port}/v1?token=secret-token`).connect();
     const [error] = await Promise.all([once<SocketError>(socket, 'error'), once(socket, 'close')]);
-    expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(error).toMatchObject({
+      code: 'ECONNREFUSED',
+      message: `could not open a WebSocket to ws://127.0.0.1:${port}/v1`,
+    });
   });
 
   it('fails a write after end() with EPIPE through the callback and an error event, without throwing', async () => {
