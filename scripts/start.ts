@@ -16,7 +16,13 @@ const db = await startPostgres({ port: postgresPort, log });
 let bridge;
 try {
   bridge = await startBridge({
-    bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
+    bindings: {
+      PG_HOST: db.host,
+      PG_PORT: String(db.port),
+      PG_TLS: 'require',
+      // Pages served from this machine may connect; a deployed bridge lists its own origins.
+      ALLOWED_ORIGINS: 'http://localhost:*, http://127.0.0.1:*',
+    },
     trustedCaPem: db.caPem,
     port: bridgePort,
     // The Worker's own logs (connect and TLS failures) are worth seeing while developing.
