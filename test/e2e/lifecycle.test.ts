@@ -1,30 +1,17 @@
 import type pg from 'pg';
 import WebSocket from 'ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningBridge } from '../../dev/bridge.js';
+import { describe, expect, it } from 'vitest';
 import {
   backendPids,
+  bridgeAndWatcher,
   bridgeClient,
-  directClient,
   eventually,
   msUntilBackendGone,
   rawSession,
-  startTlsBridge,
 } from '../support/clients.js';
 import { Bytes, cancelRequest } from '../support/wire.js';
 
-let bridge: RunningBridge;
-let watcher: pg.Client;
-
-beforeAll(async () => {
-  bridge = await startTlsBridge();
-  watcher = directClient();
-  await watcher.connect();
-});
-afterAll(async () => {
-  await watcher?.end();
-  await bridge?.stop();
-});
+const suite = bridgeAndWatcher();
 
 /** A bridged pg client and the `ws` WebSocket under its socket, to break it the hard way. */
 async function connectedWithWebSocket(): Promise<{ client: pg.Client; ws: WebSocket; pid: number; errors: Error[] }> {
@@ -35,7 +22,7 @@ async function connectedWithWebSocket(): Promise<{ client: pg.Client; ws: WebSoc
       ws = this;
     }
   }
-  const client = bridgeClient(bridge.url, {}, { WebSocket: Recorded as never });
+  const client = bridgeClient(suite.bridge.url, {}, { WebSocket: Recorded as never });
   const errors: Error[] = [];
   client.on('error', (error) => errors.push(error));
   await client.connect();
@@ -46,16 +33,16 @@ async function connectedWithWebSocket(): Promise<{ client: pg.Client; ws: WebSoc
 describe('session lifecycle', () => {
   it('ends the backend when the WebSocket drops without a close frame', async () => {
     const { ws, pid, errors } = await connectedWithWebSocket();
-    expect(await backendPids(watcher)).toContain(pid);
+    expect(await backendPids(suite.watcher)).toContain(pid);
     ws.terminate();
-    expect(await msUntilBackendGone(watcher, pid, 1000)).toBeLessThan(1000);
+    expect(await msUntilBackendGone(suite.watcher, pid, 1000)).toBeLessThan(1000);
     expect(errors[0]).toMatchObject({ code: 'ECONNRESET' });
   });
 
   it('relays PostgreSQL terminating the backend: the client sees 57P01 and the connection ends', async () => {
     const { client, pid, errors } = await connectedWithWebSocket();
     const ended = new Promise((resolve) => client.once('end', resolve));
-    await watcher.query('SELECT pg_terminate_backend($1)', [pid]);
+    await suite.watcher.query('SELECT pg_terminate_backend($1)', [pid]);
     await ended;
     expect(errors[0]).toMatchObject({ code: '57P01', severity: 'FATAL' });
   });
@@ -67,17 +54,17 @@ describe('session lifecycle', () => {
       (error: unknown) => error,
     );
     await eventually(
-      () => watcher.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid]),
+      () => suite.watcher.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [pid]),
       (result) => result.rowCount === 1,
     );
     const terminated = Date.now();
-    await watcher.query('SELECT pg_terminate_backend($1)', [pid]);
+    await suite.watcher.query('SELECT pg_terminate_backend($1)', [pid]);
     expect(await running).toMatchObject({ code: '57P01' });
     expect(Date.now() - terminated).toBeLessThan(1000);
   });
 
   it('forwards a CancelRequest on its own WebSocket and cancels the running query', async () => {
-    const client = bridgeClient(bridge.url);
+    const client = bridgeClient(suite.bridge.url);
     await client.connect();
     const keys = client as unknown as { processID: number; secretKey: number };
     const running = client.query('SELECT pg_sleep(30)').then(
@@ -85,11 +72,12 @@ describe('session lifecycle', () => {
       (error: unknown) => error,
     );
     await eventually(
-      () => watcher.query("SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"),
+      () =>
+        suite.watcher.query("SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"),
       (result) => result.rowCount === 1,
     );
     const key = new Bytes().int32(keys.secretKey).build();
-    const cancel = await rawSession(bridge.url, [cancelRequest(keys.processID, key)]);
+    const cancel = await rawSession(suite.bridge.url, [cancelRequest(keys.processID, key)]);
     expect(cancel.received).toEqual(new Uint8Array());
     expect(cancel.closeCode).toBe(1000);
     expect(await running).toMatchObject({ code: '57014', message: 'canceling statement due to user request' });

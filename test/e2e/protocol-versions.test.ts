@@ -1,22 +1,9 @@
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningBridge } from '../../dev/bridge.js';
-import { directClient, eventually, postgres, rawSession, startTlsBridge } from '../support/clients.js';
+import { describe, expect, it } from 'vitest';
+import { bridgeAndWatcher, eventually, postgres, rawSession } from '../support/clients.js';
 import { RawClient } from '../support/raw-client.js';
 import { cancelRequest, errorFields, query } from '../support/wire.js';
 
-let bridge: RunningBridge;
-let watcher: pg.Client;
-
-beforeAll(async () => {
-  bridge = await startTlsBridge();
-  watcher = directClient();
-  await watcher.connect();
-});
-afterAll(async () => {
-  await watcher?.end();
-  await bridge?.stop();
-});
+const suite = bridgeAndWatcher();
 
 const login = () => ({ user: postgres().user, password: postgres().password, database: postgres().database });
 
@@ -24,10 +11,11 @@ const login = () => ({ user: postgres().user, password: postgres().password, dat
 async function cancelSleep(client: RawClient, key: Uint8Array) {
   client.send(query('SELECT pg_sleep(30)'));
   await eventually(
-    () => watcher.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = $2', [client.processId, 'active']),
+    () =>
+      suite.watcher.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = $2', [client.processId, 'active']),
     (result) => result.rowCount === 1,
   );
-  const cancel = await rawSession(bridge.url, [cancelRequest(client.processId, key)]);
+  const cancel = await rawSession(suite.bridge.url, [cancelRequest(client.processId, key)]);
   expect(cancel.closeCode).toBe(1000);
   const reply = await client.until('Z');
   return reply.find((m) => m.type === 'E');
@@ -35,7 +23,7 @@ async function cancelSleep(client: RawClient, key: Uint8Array) {
 
 describe('protocol 3.2 and cancellation through the bridge', () => {
   it('connects with protocol 3.2 and receives the longer BackendKeyData key', async () => {
-    const client = await RawClient.connect(bridge.url, login(), 2);
+    const client = await RawClient.connect(suite.bridge.url, login(), 2);
     expect(client.serverMessages.some((m) => m.type === 'v')).toBe(false);
     expect(client.secretKey.length).toBe(32);
     client.send(query('SELECT 42'));
@@ -45,7 +33,7 @@ describe('protocol 3.2 and cancellation through the bridge', () => {
   });
 
   it('relays NegotiateProtocolVersion to a client asking for 3.3, which then goes on', async () => {
-    const client = await RawClient.connect(bridge.url, login(), 3, { '_pq_.bridge_test': 'on' });
+    const client = await RawClient.connect(suite.bridge.url, login(), 3, { '_pq_.bridge_test': 'on' });
     const negotiate = client.serverMessages.find((m) => m.type === 'v');
     expect(negotiate).toBeDefined();
     const body = Buffer.from(negotiate!.body);
@@ -58,7 +46,7 @@ describe('protocol 3.2 and cancellation through the bridge', () => {
   });
 
   it('cancels a 3.0 session with its 4-byte key over a fresh WebSocket', async () => {
-    const client = await RawClient.connect(bridge.url, login(), 0);
+    const client = await RawClient.connect(suite.bridge.url, login(), 0);
     expect(client.secretKey.length).toBe(4);
     const error = await cancelSleep(client, client.secretKey);
     expect(errorFields(error!.body)).toMatchObject({ C: '57014', M: 'canceling statement due to user request' });
@@ -66,7 +54,7 @@ describe('protocol 3.2 and cancellation through the bridge', () => {
   });
 
   it('cancels a 3.2 session with its 32-byte key over a fresh WebSocket', async () => {
-    const client = await RawClient.connect(bridge.url, login(), 2);
+    const client = await RawClient.connect(suite.bridge.url, login(), 2);
     expect(client.secretKey.length).toBe(32);
     const error = await cancelSleep(client, client.secretKey);
     expect(errorFields(error!.body)).toMatchObject({ C: '57014' });

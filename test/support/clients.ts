@@ -1,11 +1,29 @@
 import pg from 'pg';
 import WebSocket from 'ws';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { Socket, type SocketOptions } from 'pgwire-bridge/client';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import type { PostgresInfo } from '../../dev/postgres.js';
 
 export const postgres = (): PostgresInfo => inject('postgres');
+
+/**
+ * For a suite: a TLS bridge and a direct connection that watches the server, opened before the
+ * suite's tests and closed after them. Read the fields inside tests and hooks.
+ */
+export function bridgeAndWatcher(): { bridge: RunningBridge; watcher: pg.Client } {
+  const suite = {} as { bridge: RunningBridge; watcher: pg.Client };
+  beforeAll(async () => {
+    suite.bridge = await startTlsBridge();
+    suite.watcher = directClient();
+    await suite.watcher.connect();
+  });
+  afterAll(async () => {
+    await suite.watcher?.end();
+    await suite.bridge?.stop();
+  });
+  return suite;
+}
 
 /** The bridge as deployed: TLS to the shared test PostgreSQL, whose CA workerd is told to trust. */
 export function startTlsBridge(): Promise<RunningBridge> {
