@@ -1,15 +1,14 @@
 import type { PostgresSocket } from './postgres-socket.js';
-import { BackendType, FrontendType } from './protocol/constants.js';
-import { concatBytes } from './protocol/bytes.js';
+import { concatBytes, readUint32 } from './protocol/bytes.js';
+import { BackendType } from './protocol/constants.js';
 import { BridgeError } from './protocol/errors.js';
+import { saslInitialResponse, saslResponse } from './protocol/requests.js';
 import { SCRAM_SHA_256, ScramError, startScram, utf8 } from './protocol/scram.js';
 
 const AUTH_OK = 0;
 const AUTH_SASL = 10;
 const AUTH_SASL_CONTINUE = 11;
 const AUTH_SASL_FINAL = 12;
-
-const encoder = new TextEncoder();
 
 /**
  * Logs in to PostgreSQL with a password the client never sees (protocol-flow, "SASL
@@ -37,8 +36,7 @@ export async function edgeLogin(postgres: PostgresSocket, password: string): Pro
       forClient.push(message);
       continue;
     }
-    const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
-    const code = view.getInt32(5);
+    const code = readUint32(message, 5);
     const body = message.subarray(9);
     try {
       switch (code) {
@@ -49,9 +47,7 @@ export async function edgeLogin(postgres: PostgresSocket, password: string): Pro
           await postgres.writer.write(saslInitialResponse(scram.clientFirst));
           break;
         case AUTH_SASL_CONTINUE:
-          await postgres.writer.write(
-            frontendMessage(FrontendType.PasswordMessage, encoder.encode(await scram.respond(utf8(body)))),
-          );
+          await postgres.writer.write(saslResponse(await scram.respond(utf8(body))));
           break;
         case AUTH_SASL_FINAL:
           await scram.verify(utf8(body));
@@ -78,7 +74,7 @@ function unsupported(): BridgeError {
 /** The first whole message in `buffer`, or null. */
 function takeMessage(buffer: Uint8Array): Uint8Array | null {
   if (buffer.length < 5) return null;
-  const length = new DataView(buffer.buffer, buffer.byteOffset + 1, 4).getUint32(0);
+  const length = readUint32(buffer, 1);
   return buffer.length >= length + 1 ? buffer.subarray(0, length + 1) : null;
 }
 
@@ -86,22 +82,4 @@ function cstrings(body: Uint8Array): string[] {
   return utf8(body)
     .split('\0')
     .filter((s) => s !== '');
-}
-
-function saslInitialResponse(clientFirst: string): Uint8Array {
-  const mechanism = encoder.encode(`${SCRAM_SHA_256}\0`);
-  const data = encoder.encode(clientFirst);
-  const body = new Uint8Array(mechanism.length + 4 + data.length);
-  body.set(mechanism);
-  new DataView(body.buffer).setInt32(mechanism.length, data.length);
-  body.set(data, mechanism.length + 4);
-  return frontendMessage(FrontendType.PasswordMessage, body);
-}
-
-function frontendMessage(type: FrontendType, body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + body.length);
-  out[0] = type;
-  new DataView(out.buffer).setInt32(1, 4 + body.length);
-  out.set(body, 5);
-  return out;
 }

@@ -1,3 +1,4 @@
+import { readUint32 } from './bytes.js';
 import { BackendType, FRAME_HEADER_LENGTH, MIN_FRAME_LENGTH } from './constants.js';
 
 /**
@@ -48,10 +49,9 @@ export class BackendBoundaries {
       pos += take;
       if (this.headerFill < FRAME_HEADER_LENGTH) break;
       this.headerFill = 0;
-      const view = new DataView(this.header.buffer);
       this.lastType = this.header[0]!;
       // A length below 4 cannot come from PostgreSQL; count it as an empty body to stay in step.
-      this.remaining = Math.max(view.getUint32(1), MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
+      this.remaining = Math.max(readUint32(this.header, 1), MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
     }
     return this.atBoundary && FLUSH_AFTER[this.lastType] === 1;
   }

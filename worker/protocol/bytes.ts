@@ -9,3 +9,8 @@ export function concatBytes(...chunks: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** The big-endian unsigned 32-bit integer at `at`, without allocating a DataView. */
+export function readUint32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}

@@ -8,6 +8,7 @@ import {
   PQ_LARGE_MESSAGE_LIMIT,
   PQ_SMALL_MESSAGE_LIMIT,
 } from './constants.js';
+import { readUint32 } from './bytes.js';
 import { BridgeError } from './errors.js';
 import { decodeStartupPacket, type StartupMessage } from './startup.js';
 
@@ -224,8 +225,4 @@ function frameLengthLimits(limits: FramerLimits): { minLength: Uint32Array; maxL
   set(empty, MIN_FRAME_LENGTH, MIN_FRAME_LENGTH);
   set([FrontendType.PasswordMessage], MIN_FRAME_LENGTH, cap(PG_MAX_AUTH_TOKEN_LENGTH));
   return { minLength, maxLength };
-}
-
-function readUint32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
 }
