@@ -1,4 +1,4 @@
-import { chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -48,24 +48,25 @@ export async function startPostgres(
     // Kept across stopServer()/startServer(); stop() removes the directory itself.
     persistent: true,
     createPostgresUser: true,
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'password_encryption=scram-sha-256',
-      '-c',
-      'ssl=on',
-      '-c',
-      'ssl_cert_file=server.crt',
-      '-c',
-      'ssl_key_file=server.key',
-      '-c',
-      'max_connections=300',
-    ],
     onLog: (line) => (options.log ?? quiet)(line),
     onError: (error) => (options.log ?? quiet)(String(error)),
   });
   await postgres.initialise();
+
+  // Settings go in postgresql.conf, not on the command line, so that ALTER SYSTEM can still
+  // change them (the fault tests turn TLS off and on again).
+  await appendFile(
+    join(databaseDir, 'postgresql.conf'),
+    [
+      "listen_addresses = '127.0.0.1'",
+      "password_encryption = 'scram-sha-256'",
+      'ssl = on',
+      "ssl_cert_file = 'server.crt'",
+      "ssl_key_file = 'server.key'",
+      'max_connections = 300',
+      '',
+    ].join('\n'),
+  );
 
   // The server refuses a key readable by others or owned by another user.
   const owner = await stat(databaseDir);

@@ -1,11 +1,13 @@
-import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket as TcpSocket } from 'node:net';
+import { SignJWT } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { startPostgres, type RunningPostgres } from '../../dev/postgres.js';
-import { backendPids, bridgeClient, msUntilBackendGone } from '../support/clients.js';
+import { backendPids, bridgeClient, eventually, msUntilBackendGone } from '../support/clients.js';
 import { RawClient } from '../support/raw-client.js';
-import { terminate } from '../support/wire.js';
+import { errorFields, terminate } from '../support/wire.js';
 
 // A PostgreSQL of this suite's own, so stopping and restarting it disturbs no other suite.
 let db: RunningPostgres;
@@ -28,6 +30,18 @@ afterAll(async () => {
   await bridge?.stop();
   await db?.stop();
 });
+
+/** The one byte PostgreSQL answers an SSLRequest with: 'S' or 'N'. */
+function sslAnswer(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])));
+    socket.once('data', (data) => {
+      resolve(String.fromCharCode(data[0]!));
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
 
 const credentials = () => ({ user: db.user, password: db.password, database: db.database });
 const client = () => bridgeClient(bridge.url, credentials());
@@ -112,5 +126,92 @@ describe('faults', () => {
     raw.send(terminate());
     expect(await raw.closed()).toBe(1000);
     expect(raw.drain()).toEqual([]);
+  });
+
+  it('answers 08001, never clear text, when PostgreSQL does not accept TLS', async () => {
+    const w = await watcher();
+    await w.query('ALTER SYSTEM SET ssl = off');
+    await w.query('SELECT pg_reload_conf()');
+    try {
+      // The postmaster re-reads its configuration on its own time: ask it directly.
+      expect(
+        await eventually(
+          () => sslAnswer(db.port),
+          (answer) => answer === 'N',
+          5000,
+        ),
+      ).toBe('N');
+      const refused = client();
+      refused.on('error', () => {});
+      await expect(refused.connect()).rejects.toMatchObject({
+        code: '08001',
+        severity: 'FATAL',
+        message: 'the database server does not accept TLS connections',
+      });
+    } finally {
+      await w.query('ALTER SYSTEM RESET ssl');
+      await w.query('SELECT pg_reload_conf()');
+      await w.end();
+    }
+  });
+
+  it('answers 08001 when PostgreSQL asks the edge login for anything but SCRAM', async () => {
+    const w = await watcher();
+    const hbaFile = (await w.query<{ hba_file: string }>('SHOW hba_file')).rows[0]!.hba_file;
+    const original = await readFile(hbaFile, 'utf8');
+    await w.query("DROP ROLE IF EXISTS edge_cleartext; CREATE ROLE edge_cleartext LOGIN PASSWORD 'pw'");
+    await writeFile(hbaFile, `host all edge_cleartext 127.0.0.1/32 password\n${original}`);
+    await w.query('SELECT pg_reload_conf()');
+    const secret = 'a-shared-secret-of-at-least-32-characters';
+    const edge = await startBridge({
+      bindings: {
+        PG_HOST: db.host,
+        PG_PORT: String(db.port),
+        PG_TLS: 'require',
+        JWT_SECRET: secret,
+        JWT_AUDIENCE: 'faults',
+        PG_CREDENTIALS: JSON.stringify({ edge_cleartext: 'pw' }),
+      },
+      trustedCaPem: db.caPem,
+    });
+    try {
+      const token = await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setAudience('faults')
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(secret));
+      await expect(bridgeClient(`${edge.url}?token=${token}`, credentials()).connect()).rejects.toMatchObject({
+        code: '08001',
+        message: 'the database server asked for an authentication method other than SCRAM-SHA-256',
+      });
+    } finally {
+      await edge.stop();
+      await writeFile(hbaFile, original);
+      await w.query('SELECT pg_reload_conf()');
+      await w.end();
+    }
+  });
+
+  it('answers 08006 between whole messages when a backend dies without a word', async () => {
+    const raw = await RawClient.connect(bridge.url, credentials());
+    process.kill(raw.processId, 'SIGKILL');
+    expect(await raw.closed()).toBe(1014);
+    const last = raw.drain().at(-1);
+    expect(last?.type).toBe('E');
+    expect(errorFields(last!.body)).toMatchObject({
+      S: 'FATAL',
+      C: '08006',
+      M: 'server closed the connection unexpectedly',
+    });
+    // The postmaster restarts every backend after a crash; wait until it serves again.
+    const serves = async () => {
+      const probe = client();
+      probe.on('error', () => {});
+      return probe.connect().then(
+        () => probe.end().then(() => true),
+        () => false,
+      );
+    };
+    expect(await eventually(serves, (ok) => ok, 10_000)).toBe(true);
   });
 });
