@@ -13,6 +13,9 @@ import { TERMINATE } from './protocol/requests.js';
 import { encodeStartupMessage } from './protocol/startup.js';
 import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
 
+/** How long closing waits for writes still queued toward PostgreSQL. */
+const CLOSE_GRACE_MS = 1000;
+
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
 export const RELAY_BUFFER_BYTES = 64 * 1024;
 
@@ -384,10 +387,16 @@ export class BridgeSession {
     const postgres = this.postgres;
     this.postgres = null;
     if (postgres) {
-      // A Terminate is only well-formed between two whole client messages. It goes in the write
-      // queue ahead of the close; a backend busy sending would not read it, so the close must not wait.
-      if (this.framer.atBoundary) postgres.writer.write(TERMINATE).catch(() => {});
-      postgres.close();
+      // Frames accepted before the end are still queued toward PostgreSQL and must reach it, then a
+      // Terminate (only well-formed between two whole client messages), then the close. A server
+      // that has stopped reading holds this no longer than the grace period.
+      const goodbye = this.framer.atBoundary ? postgres.writer.write(TERMINATE) : Promise.resolve();
+      withTimeout(
+        goodbye.then(() => postgres.writer.close()),
+        CLOSE_GRACE_MS,
+      )
+        .catch(() => {})
+        .finally(() => postgres.close());
     }
     safely(() => this.ws.close(code, reason));
   }
