@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { freePort } from '../../dev/postgres.js';
-import { bridgeClient, directClient, postgres, rawSession } from '../support/clients.js';
+import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
 import { rawToPostgres } from '../support/direct-raw.js';
 import {
   HTTP_GET,
@@ -88,6 +88,7 @@ describe('refusals inside a session', () => {
     await direct.query('CREATE TABLE IF NOT EXISTS e2e_refused (label text)');
     const client = bridgeClient(bridge.url);
     await client.connect();
+    const { rows: backend } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     // As with PostgreSQL itself, pg reports the FATAL error, then that the connection ended.
     const errors: Array<Error & { code?: string }> = [];
     client.on('error', (error) => errors.push(error));
@@ -105,6 +106,8 @@ describe('refusals inside a session', () => {
 
     await ended;
     expect(errors[0]).toMatchObject({ code: '08P01', message: 'invalid frontend message type 63' });
+    // Once the backend has exited, the insert before the bad frame is committed or never will be.
+    await msUntilBackendGone(direct, backend[0]!.pid);
     const { rows } = await direct.query('SELECT label FROM e2e_refused');
     expect(rows).toEqual([{ label: 'before' }]);
     await direct.end();
