@@ -6,6 +6,7 @@ import {
   parseAck,
 } from '../worker/protocol/subprotocols.js';
 import { Emitter } from './emitter.js';
+import { openWithFetch, type UpgradingFetch } from './fetch-upgrade.js';
 
 /** The standard WebSocket constructor: globalThis.WebSocket in browsers, Deno, Bun, Workers and Node ≥ 22; `ws` in older Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: object) => WebSocketLike;
@@ -15,11 +16,9 @@ export interface WebSocketLike {
   binaryType: string;
   readonly readyState: number;
   readonly bufferedAmount?: number;
-  readonly protocol?: string;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string; wasClean?: boolean }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  readonly protocol?: string | null;
+  /** Events 'open', 'message' ({ data }), 'close' ({ code }) and 'error'. */
+  addEventListener(type: string, listener: (event: any) => void): void;
   send(data: Uint8Array | string): void;
   close(code?: number, reason?: string): void;
 }
@@ -44,6 +43,11 @@ export interface SocketOptions {
    * driver, so the bridge stops reading from PostgreSQL while the driver is paused or slow.
    */
   flowControl?: boolean;
+  /**
+   * Open the WebSocket with this fetch and `Upgrade: websocket` instead of the WebSocket
+   * constructor: in Cloudflare Workers, the global `fetch` or a service binding's.
+   */
+  fetch?: UpgradingFetch;
   /** A token for a bridge that checks them, sent as the subprotocol `pgwire-bridge.token.<token>` (not in the URL). */
   token?: string;
 }
@@ -83,6 +87,7 @@ export class Socket extends Emitter {
   private ws: WebSocketLike | null = null;
   private readonly url: string;
   private readonly WebSocketImpl: WebSocketConstructor | undefined;
+  private readonly fetchImpl: UpgradingFetch | undefined;
   private readonly maxMessageBytes: number;
   private readonly highWaterMark: number;
   private readonly webSocketOptions: object;
@@ -110,6 +115,7 @@ export class Socket extends Emitter {
     super();
     this.url = String(options.url);
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    this.fetchImpl = options.fetch;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.webSocketOptions = options.webSocketOptions ?? { perMessageDeflate: false };
@@ -132,46 +138,80 @@ export class Socket extends Emitter {
    */
   connect(port?: number | string, host?: string, callback?: () => void): this {
     if (callback) this.once('connect', callback);
-    if (!this.WebSocketImpl) {
-      this.fail(new SocketError('no WebSocket implementation: pass one as the WebSocket option', 'ERR_NO_WEBSOCKET'));
+    if (!this.WebSocketImpl && !this.fetchImpl) {
+      this.fail(new SocketError('no WebSocket implementation: pass the WebSocket or fetch option', 'ERR_NO_WEBSOCKET'));
       return this;
     }
     this.connecting = true;
-    let ws: WebSocketLike;
+    const protocols = [
+      ...(this.askForFlowControl ? [FLOW_CONTROL_PROTOCOL] : []),
+      ...(this.token ? [`${TOKEN_PROTOCOL_PREFIX}${this.token}`] : []),
+    ];
+    let url: string;
     try {
-      const protocols = [
-        ...(this.askForFlowControl ? [FLOW_CONTROL_PROTOCOL] : []),
-        ...(this.token ? [`${TOKEN_PROTOCOL_PREFIX}${this.token}`] : []),
-      ];
-      ws = new this.WebSocketImpl(withTarget(this.url, host, port), protocols, this.webSocketOptions);
+      url = withTarget(this.url, host, port);
     } catch (error) {
       this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
       return this;
     }
+    if (this.fetchImpl) this.connectWithFetch(this.fetchImpl, url, protocols);
+    else this.connectWithConstructor(this.WebSocketImpl!, url, protocols);
+    return this;
+  }
+
+  private connectWithConstructor(WebSocketImpl: WebSocketConstructor, url: string, protocols: string[]): void {
+    let ws: WebSocketLike;
+    try {
+      ws = new WebSocketImpl(url, protocols, this.webSocketOptions);
+    } catch (error) {
+      this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
+      return;
+    }
     // `ws` hands out Node Buffers without copying; standard WebSockets ignore the value.
     ws.binaryType = 'nodebuffer';
     if (ws.binaryType !== 'nodebuffer') ws.binaryType = 'arraybuffer';
-    this.ws = ws;
-    ws.onopen = () => {
-      this.connecting = false;
-      this.flowControl = ws.protocol === FLOW_CONTROL_PROTOCOL;
-      this.emit('connect');
-      this.emit('ready');
-      this.flush();
-    };
-    ws.onmessage = ({ data }) => {
-      if (typeof data === 'string') return this.onAck(data);
-      if (data instanceof Uint8Array) this.onData(data);
-      else if (data instanceof ArrayBuffer) this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
-    };
-    ws.onerror = () => {
+    this.attach(ws);
+    ws.addEventListener('open', () => this.opened(ws.protocol ?? ''));
+    ws.addEventListener('error', () => {
       // The close event that follows carries the code; an error before open never opened.
       if (this.connecting) {
         this.fail(new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}`, 'ECONNREFUSED'));
       }
-    };
-    ws.onclose = ({ code }) => this.onWebSocketClose(code);
-    return this;
+    });
+  }
+
+  private connectWithFetch(fetchImpl: UpgradingFetch, url: string, protocols: string[]): void {
+    openWithFetch(fetchImpl, url, protocols).then(
+      ({ webSocket, protocol }) => {
+        if (this.destroyed) return webSocket.close(1000, 'client closed');
+        this.attach(webSocket);
+        this.opened(protocol);
+      },
+      (error: unknown) => {
+        const reason = withoutQueries(String(error instanceof Error ? error.message : error));
+        this.fail(
+          new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}: ${reason}`, 'ECONNREFUSED'),
+        );
+      },
+    );
+  }
+
+  private attach(ws: WebSocketLike): void {
+    this.ws = ws;
+    ws.addEventListener('message', ({ data }: { data: unknown }) => {
+      if (typeof data === 'string') return this.onAck(data);
+      if (data instanceof Uint8Array) this.onData(data);
+      else if (data instanceof ArrayBuffer) this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
+    });
+    ws.addEventListener('close', ({ code }: { code: number }) => this.onWebSocketClose(code));
+  }
+
+  private opened(protocol: string): void {
+    this.connecting = false;
+    this.flowControl = protocol === FLOW_CONTROL_PROTOCOL;
+    this.emit('connect');
+    this.emit('ready');
+    this.flush();
   }
 
   write(data: Uint8Array | string, encodingOrCallback?: string | WriteCallback, callback?: WriteCallback): boolean {
@@ -432,4 +472,9 @@ function withTarget(url: string, host: string | undefined, port: number | string
 function withoutQuery(url: string): string {
   const at = url.search(/[?#]/);
   return at === -1 ? url : url.slice(0, at);
+}
+
+/** The same for every URL inside a message from elsewhere. */
+function withoutQueries(text: string): string {
+  return text.replace(/([a-z]+:\/\/[^\s?#]*)[?#][^\s]*/gi, '$1');
 }

@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
-import { Miniflare } from 'miniflare';
+import { Miniflare, type WorkerOptions } from 'miniflare';
 import type { Env } from '../worker/config.js';
 import { BRIDGE_PATH } from '../worker/paths.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** The compatibility date deployed with wrangler.toml, so local runs match production. */
-const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(
+export const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(
   readFileSync(`${root}/wrangler.toml`, 'utf8'),
 )![1]!;
 
@@ -35,30 +35,37 @@ export interface RunningBridge {
   stop(): Promise<void>;
 }
 
-/**
- * The Worker running in workerd through Miniflare, listening on 127.0.0.1. `trustedCaPem` is
- * added to the certificates workerd trusts for outbound TLS, as a private CA would be.
- */
-export async function startBridge(options: {
+export interface BridgeOptions {
   bindings: Env;
+  /** Added to the certificates workerd trusts for outbound TLS, as a private CA would be. */
   trustedCaPem?: string;
-  port?: number;
-  log?: (line: string) => void;
   /** A bundle built elsewhere (by wrangler, say) instead of this module's esbuild bundle. */
   script?: string;
-}): Promise<RunningBridge> {
+}
+
+/** Miniflare's options for one bridge Worker, for a Miniflare that runs other Workers beside it. */
+export async function bridgeWorkerOptions(options: BridgeOptions): Promise<WorkerOptions> {
   const script = options.script ?? (await bundleWorker());
-  const mf = new Miniflare({
+  return {
     modules: [{ type: 'ESModule', path: 'worker.js', contents: script }],
     compatibilityDate,
     bindings: { ...options.bindings },
-    host: '127.0.0.1',
-    port: options.port ?? 0,
     ...(options.trustedCaPem && {
       outboundService: {
         network: { allow: ['public', 'private'], tlsOptions: { trustedCertificates: [options.trustedCaPem] } },
       },
     }),
+  };
+}
+
+/** The Worker running in workerd through Miniflare, listening on 127.0.0.1. */
+export async function startBridge(
+  options: BridgeOptions & { port?: number; log?: (line: string) => void },
+): Promise<RunningBridge> {
+  const mf = new Miniflare({
+    ...(await bridgeWorkerOptions(options)),
+    host: '127.0.0.1',
+    port: options.port ?? 0,
     handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
       const log = options.log ?? (() => {});
       stdout.on('data', (chunk: Buffer) => log(chunk.toString()));

@@ -1,0 +1,81 @@
+import pg from 'pg';
+import postgres from 'postgres';
+import { Socket, type SocketOptions } from 'pgwire-bridge/client';
+
+/** A Worker that uses PostgreSQL through the bridge, as an application on Cloudflare would. */
+interface Env {
+  /** The bridge's URL, reached with the global fetch. */
+  BRIDGE_URL: string;
+  /** The bridge as a service binding: another Worker, reached with its own fetch. */
+  BRIDGE: Fetcher;
+  PG_USER: string;
+  PG_PASSWORD: string;
+  TOKEN?: string;
+}
+
+const ROWS = 50_000;
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const { pathname, searchParams } = new URL(request.url);
+    const via = searchParams.get('via');
+    const socketOptions: SocketOptions =
+      via === 'binding'
+        ? { url: 'ws://bridge.internal/v1', fetch: env.BRIDGE.fetch.bind(env.BRIDGE) }
+        : via === 'nowhere'
+          ? { url: 'ws://127.0.0.1:9/v1', fetch }
+          : { url: env.BRIDGE_URL, fetch, ...(via !== 'network-without-token' && env.TOKEN && { token: env.TOKEN }) };
+    try {
+      if (pathname === '/pg') return Response.json(await withPg(env, socketOptions));
+      if (pathname === '/postgres') return Response.json(await withPostgresJs(env, socketOptions));
+      return new Response('not found', { status: 404 });
+    } catch (error) {
+      const { message, code } = error as { message: string; code?: string };
+      return Response.json({ error: { message, code } }, { status: 500 });
+    }
+  },
+};
+
+async function withPg(env: Env, socketOptions: SocketOptions) {
+  const client = new pg.Client({
+    user: env.PG_USER,
+    password: env.PG_PASSWORD,
+    database: 'postgres',
+    // pg's types ask for a Node Duplex; the socket has the part of it pg uses.
+    stream: () => new Socket(socketOptions) as never,
+  });
+  await client.connect();
+  try {
+    const answer = await client.query('SELECT $1::int + 1 AS answer, current_user AS "user"', [41]);
+    const big = await client.query('SELECT g, md5(g::text) AS h FROM generate_series(1, $1::int) AS g', [ROWS]);
+    const error = await client.query('SELECT * FROM no_such_table').catch((e: { code: string }) => e.code);
+    return {
+      answer: answer.rows[0],
+      rows: big.rows.length,
+      last: big.rows.at(-1),
+      error,
+    };
+  } finally {
+    await client.end();
+  }
+}
+
+async function withPostgresJs(env: Env, socketOptions: SocketOptions) {
+  // postgres.js reads `socket` but its types do not declare it.
+  const options = {
+    user: env.PG_USER,
+    pass: env.PG_PASSWORD,
+    database: 'postgres',
+    max: 1,
+    socket: () => new Socket(socketOptions).connect(),
+  };
+  const sql = postgres(options as postgres.Options<{}>);
+  try {
+    const [answer] = await sql`SELECT ${41}::int + 1 AS answer, current_user AS "user"`;
+    const big = await sql`SELECT g, md5(g::text) AS h FROM generate_series(1, ${ROWS}::int) AS g`;
+    const error = await sql`SELECT * FROM no_such_table`.catch((e: { code: string }) => e.code);
+    return { answer, rows: big.length, last: big.at(-1), error };
+  } finally {
+    await sql.end();
+  }
+}

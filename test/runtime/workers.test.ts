@@ -1,0 +1,119 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { SignJWT } from 'jose';
+import { Miniflare } from 'miniflare';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bridgeWorkerOptions, compatibilityDate, startBridge, type RunningBridge } from '../../dev/bridge.js';
+import { postgres } from '../support/clients.js';
+
+const appDir = fileURLToPath(new URL('./worker-app/', import.meta.url));
+const SECRET = 'workers-test-secret-of-at-least-32-bytes';
+const AUDIENCE = 'pgwire-bridge-workers-test';
+
+/** The application Worker in worker-app/, bundled by wrangler as its author would deploy it. */
+async function bundleApp(): Promise<string> {
+  const outdir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-app-'));
+  try {
+    await promisify(execFile)('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', outdir], {
+      cwd: appDir,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    });
+    return await readFile(join(outdir, 'index.js'), 'utf8');
+  } finally {
+    await rm(outdir, { recursive: true, force: true });
+  }
+}
+
+describe('a Worker that imports the shim and a driver, in workerd', () => {
+  let app: Miniflare;
+  let networkBridge: RunningBridge;
+  const db = postgres();
+  const toPostgres = { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' } as const;
+
+  beforeAll(async () => {
+    const [script, token] = await Promise.all([
+      bundleApp(),
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setAudience(AUDIENCE)
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode(SECRET)),
+    ]);
+    // One bridge reached over the network and checking tokens, as a deployed one would be;
+    // another beside the app as a service binding.
+    networkBridge = await startBridge({
+      bindings: { ...toPostgres, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE },
+      trustedCaPem: db.caPem,
+    });
+    app = new Miniflare({
+      workers: [
+        {
+          name: 'app',
+          modules: [{ type: 'ESModule', path: 'index.js', contents: script }],
+          compatibilityDate,
+          compatibilityFlags: ['nodejs_compat'],
+          bindings: { BRIDGE_URL: networkBridge.url, PG_USER: db.user, PG_PASSWORD: db.password, TOKEN: token },
+          serviceBindings: { BRIDGE: 'bridge' },
+        },
+        { name: 'bridge', ...(await bridgeWorkerOptions({ bindings: toPostgres, trustedCaPem: db.caPem })) },
+      ],
+      // The bridge's session log lines are not this test's subject.
+      handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
+        stdout.resume();
+        stderr.resume();
+      },
+    });
+    await app.ready;
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.dispose();
+    await networkBridge?.stop();
+  });
+
+  async function get(path: string): Promise<{ status: number; body: unknown }> {
+    const response = await app.dispatchFetch(new URL(path, 'http://app.test'));
+    return { status: response.status, body: await response.json() };
+  }
+
+  const expected = () => ({
+    answer: { answer: 42, user: db.user },
+    rows: 50_000,
+    last: { g: 50_000, h: createHash('md5').update('50000').digest('hex') },
+    error: '42P01',
+  });
+
+  for (const driver of ['pg', 'postgres']) {
+    for (const via of ['network', 'binding']) {
+      it(`${driver} runs queries, a 50,000-row result and an error through fetch (${via})`, async () => {
+        expect(await get(`/${driver}?via=${via}`)).toEqual({ status: 200, body: expected() });
+      });
+    }
+  }
+
+  it('a refused upgrade reaches the driver as an Error with a code, the HTTP status and the reason', async () => {
+    const { status, body } = await get('/pg?via=network-without-token');
+    expect(status).toBe(500);
+    expect(body).toEqual({
+      error: {
+        code: 'ECONNREFUSED',
+        message: `could not open a WebSocket to ${networkBridge.url}: the bridge answered HTTP 401: a token is required`,
+      },
+    });
+  });
+
+  it('an unreachable bridge reaches the driver as ECONNREFUSED', async () => {
+    const { status, body } = await get('/postgres?via=nowhere');
+    expect(status).toBe(500);
+    expect(body).toMatchObject({ error: { code: 'ECONNREFUSED' } });
+    expect((body as { error: { message: string } }).error.message).toMatch(
+      /^could not open a WebSocket to ws:\/\/127\.0\.0\.1:9\/v1: ./,
+    );
+  });
+});
