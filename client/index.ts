@@ -1,3 +1,3 @@
 export { Socket, SocketError } from './socket.js';
-export type { SocketOptions, WebSocketConstructor, WebSocketLike } from './socket.js';
+export type { BufferClass, SocketOptions, WebSocketConstructor, WebSocketLike } from './socket.js';
 export type { AcceptableWebSocket, UpgradingFetch } from './fetch-upgrade.js';

@@ -48,6 +48,12 @@ export interface SocketOptions {
    * constructor: in Cloudflare Workers, the global `fetch` or a service binding's.
    */
   fetch?: UpgradingFetch;
+  /**
+   * Received bytes are handed to the driver as `Buffer.from(arrayBuffer)`: drivers read them with
+   * Buffer methods. Default globalThis.Buffer (Node, Bun, Deno, Workers with nodejs_compat); in a
+   * browser pass the `buffer` package's Buffer.
+   */
+  Buffer?: BufferClass;
   /** A token for a bridge that checks them, sent as the subprotocol `pgwire-bridge.token.<token>` (not in the URL). */
   token?: string;
 }
@@ -68,7 +74,11 @@ const OPEN = 1;
 const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DRAIN_POLL_MS = 5;
-const Buffer_ = (globalThis as { Buffer?: { from(data: ArrayBuffer): Uint8Array } }).Buffer;
+
+/** Node's Buffer, or a browser copy of it (the `buffer` package): what drivers expect chunks to be. */
+export interface BufferClass {
+  from(data: ArrayBuffer): Uint8Array;
+}
 
 type WriteCallback = (error?: Error | null) => void;
 
@@ -88,6 +98,7 @@ export class Socket extends Emitter {
   private readonly url: string;
   private readonly WebSocketImpl: WebSocketConstructor | undefined;
   private readonly fetchImpl: UpgradingFetch | undefined;
+  private readonly BufferImpl: BufferClass | undefined;
   private readonly maxMessageBytes: number;
   private readonly highWaterMark: number;
   private readonly webSocketOptions: object;
@@ -116,6 +127,7 @@ export class Socket extends Emitter {
     this.url = String(options.url);
     this.WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     this.fetchImpl = options.fetch;
+    this.BufferImpl = options.Buffer ?? (globalThis as { Buffer?: BufferClass }).Buffer;
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.webSocketOptions = options.webSocketOptions ?? { perMessageDeflate: false };
@@ -167,8 +179,7 @@ export class Socket extends Emitter {
       this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
       return;
     }
-    // `ws` hands out Node Buffers without copying; standard WebSockets ignore the value.
-    ws.binaryType = 'nodebuffer';
+    // `ws` starts with Node Buffers, which need no copy; standard WebSockets start with Blobs.
     if (ws.binaryType !== 'nodebuffer') ws.binaryType = 'arraybuffer';
     this.attach(ws);
     ws.addEventListener('open', () => this.opened(ws.protocol ?? ''));
@@ -199,9 +210,15 @@ export class Socket extends Emitter {
   private attach(ws: WebSocketLike): void {
     this.ws = ws;
     ws.addEventListener('message', ({ data }: { data: unknown }) => {
-      if (typeof data === 'string') return this.onAck(data);
-      if (data instanceof Uint8Array) this.onData(data);
-      else if (data instanceof ArrayBuffer) this.onData(Buffer_ ? Buffer_.from(data) : new Uint8Array(data));
+      try {
+        if (typeof data === 'string') this.onAck(data);
+        else if (data instanceof Uint8Array) this.onData(data);
+        else if (data instanceof ArrayBuffer) this.onData(this.BufferImpl?.from(data) ?? new Uint8Array(data));
+      } catch (error) {
+        // A throwing 'data' listener would otherwise vanish into the WebSocket's event loop and
+        // leave the driver waiting forever; fail the socket so it hears of it.
+        this.destroy(error instanceof Error ? error : new Error(String(error)));
+      }
     });
     ws.addEventListener('close', ({ code }: { code: number }) => this.onWebSocketClose(code));
   }

@@ -164,6 +164,20 @@ describe('client Socket', () => {
     expect(events).toEqual(['error:boom', 'close']);
   });
 
+  it('fails with the error a data listener throws, instead of losing it and hanging', async () => {
+    const { url } = await server((peer) => peer.send(Uint8Array.of(1, 2, 3)));
+    const socket = socketTo(url).connect();
+    socket.on('data', () => {
+      throw new TypeError('chunk.readUInt32BE is not a function');
+    });
+    const events: string[] = [];
+    socket.on('error', (error: Error) => events.push(`error:${error.message}`));
+    socket.on('close', () => events.push('close'));
+    await until(() => events.length === 2);
+    expect(events).toEqual(['error:chunk.readUInt32BE is not a function', 'close']);
+    expect(socket.destroyed).toBe(true);
+  });
+
   it('says so when there is no WebSocket implementation', async () => {
     const global = globalThis as { WebSocket?: unknown };
     const saved = global.WebSocket;
