@@ -9,6 +9,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { postgres } from '../support/clients.js';
+import { readmeExample, type ReadmeExample } from '../support/readme.js';
 
 const appDir = fileURLToPath(new URL('./browser-app/', import.meta.url));
 /** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
@@ -20,9 +21,9 @@ const ROWS = 20_000;
  * postgres.js's Workers build needs browser copies of three Node modules, and never reaches
  * `cloudflare:sockets` when it is given a socket.
  */
-async function bundlePage(): Promise<string> {
+async function bundlePage(entry: string): Promise<string> {
   const result = await build({
-    entryPoints: [`${appDir}page.ts`],
+    entryPoints: [entry],
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -53,21 +54,29 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
   let browser: Browser;
   let page: Page;
   let origin: string;
+  let readme: ReadmeExample;
 
   beforeAll(async () => {
     if (!existsSync(chromiumPath)) {
       throw new Error(`no Chromium at ${chromiumPath}: apt-get install chromium, or set CHROMIUM_PATH`);
     }
-    const [bundle, html] = await Promise.all([bundlePage(), readFile(`${appDir}index.html`, 'utf8')]);
-    server = await servePage({
-      '/': { type: 'text/html', body: html },
-      '/page.js': { type: 'text/javascript', body: bundle },
-    });
+    const files: Record<string, { type: string; body: string }> = {};
+    server = await servePage(files);
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     bridge = await startBridge({
       bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require', ALLOWED_ORIGINS: origin },
       trustedCaPem: db.caPem,
     });
+    readme = readmeExample('browser', bridge.url);
+    const [bundle, readmeBundle, html] = await Promise.all([
+      bundlePage(`${appDir}page.ts`),
+      bundlePage(readme.writeTo('browser.ts')),
+      readFile(`${appDir}index.html`, 'utf8'),
+    ]);
+    files['/'] = { type: 'text/html', body: html };
+    files['/page.js'] = { type: 'text/javascript', body: bundle };
+    files['/readme'] = { type: 'text/html', body: html.replace('/page.js', '/readme.js') };
+    files['/readme.js'] = { type: 'text/javascript', body: readmeBundle };
     browser = await chromium.launch({
       executablePath: chromiumPath,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -118,5 +127,16 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
     );
     // postgres.js reads chunks with Buffer methods; the socket fails with what the driver threw.
     expect(outcome).toMatch(/^rejected: .*readUInt32BE is not a function/);
+  });
+
+  it("runs the README's browser example as written", async () => {
+    const readmePage = await browser.newPage();
+    try {
+      await readmePage.goto(`${origin}/readme`);
+      await readmePage.waitForFunction(() => document.body?.textContent !== '', null, { timeout: 10_000 });
+      expect([await readmePage.evaluate(() => document.body.textContent)]).toEqual(readme.expected);
+    } finally {
+      await readmePage.close();
+    }
   });
 });

@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -11,17 +11,18 @@ import { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bridgeWorkerOptions, compatibilityDate, startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { postgres } from '../support/clients.js';
+import { readmeExample } from '../support/readme.js';
 
 const appDir = fileURLToPath(new URL('./worker-app/', import.meta.url));
 const SECRET = 'workers-test-secret-of-at-least-32-bytes';
 const AUDIENCE = 'pgwire-bridge-workers-test';
 
-/** The application Worker in worker-app/, bundled by wrangler as its author would deploy it. */
-async function bundleApp(): Promise<string> {
+/** An application Worker (a directory with its wrangler.toml), bundled by wrangler as its author would deploy it. */
+async function bundleApp(dir = appDir): Promise<string> {
   const outdir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-app-'));
   try {
     await promisify(execFile)('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', outdir], {
-      cwd: appDir,
+      cwd: dir,
       env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
     });
     return await readFile(join(outdir, 'index.js'), 'utf8');
@@ -115,5 +116,28 @@ describe('a Worker that imports the shim and a driver, in workerd', () => {
     expect((body as { error: { message: string } }).error.message).toMatch(
       /^could not open a WebSocket to ws:\/\/127\.0\.0\.1:9\/v1: ./,
     );
+  });
+
+  it("runs the README's Worker example as written", async () => {
+    const bridge = await startBridge({ bindings: toPostgres, trustedCaPem: db.caPem });
+    const example = readmeExample('worker', bridge.url);
+    const dir = dirname(example.writeTo('worker/index.ts'));
+    await writeFile(
+      join(dir, 'wrangler.toml'),
+      `name = "readme-example"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\ncompatibility_flags = ["nodejs_compat"]\n`,
+    );
+    const readmeApp = new Miniflare({
+      modules: [{ type: 'ESModule', path: 'index.js', contents: await bundleApp(dir) }],
+      compatibilityDate,
+      compatibilityFlags: ['nodejs_compat'],
+      bindings: { BRIDGE_URL: bridge.url, PG_PASSWORD: db.password },
+    });
+    try {
+      const response = await readmeApp.dispatchFetch('http://app.test/');
+      expect([await response.text()]).toEqual(example.expected);
+    } finally {
+      await readmeApp.dispose();
+      await bridge.stop();
+    }
   });
 });
