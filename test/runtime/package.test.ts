@@ -1,5 +1,6 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,5 +37,28 @@ describe('the package users install', () => {
     expect(new net.Socket({ url: 'ws://127.0.0.1:1/v1' })).toBeInstanceOf(client.Socket);
     expect(net.isIP('10.0.0.1')).toBe(4);
     expect(() => new net.Socket()).toThrow(/configure/);
+  });
+
+  it('is tree-shakeable: a bundle that takes one small export leaves the socket out', async () => {
+    const bundleOf = async (contents: string) => {
+      const result = await build({
+        stdin: { contents, resolveDir: root, loader: 'js' },
+        bundle: true,
+        format: 'esm',
+        platform: 'browser',
+        write: false,
+      });
+      return result.outputFiles[0]!.text;
+    };
+    const whole = await bundleOf("import { Socket } from 'pgwire-bridge/client'; console.log(Socket);");
+    expect(whole).toMatch(/openWithFetch/);
+    for (const contents of [
+      "import { SocketError } from 'pgwire-bridge/client'; console.log(SocketError);",
+      "import { isIP } from 'pgwire-bridge/net'; console.log(isIP);",
+    ]) {
+      const code = await bundleOf(contents);
+      expect(code).not.toMatch(/openWithFetch|Emitter|addEventListener/);
+      expect(code.length).toBeLessThan(whole.length / 10);
+    }
   });
 });
