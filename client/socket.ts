@@ -214,6 +214,8 @@ export class Socket extends Emitter {
         if (typeof data === 'string') this.onAck(data);
         else if (data instanceof Uint8Array) this.onData(data);
         else if (data instanceof ArrayBuffer) this.onData(this.BufferImpl?.from(data) ?? new Uint8Array(data));
+        // Dropping it would lose protocol bytes and leave the driver waiting.
+        else throw new TypeError(`the WebSocket delivered ${describe(data)}, not bytes: it ignored binaryType`);
       } catch (error) {
         // A throwing 'data' listener would otherwise vanish into the WebSocket's event loop and
         // leave the driver waiting forever; fail the socket so it hears of it.
@@ -483,6 +485,10 @@ function withTarget(url: string, host: string | undefined, port: number | string
   if (port !== undefined && port !== '' && !parsed.searchParams.has('port'))
     parsed.searchParams.set('port', String(port));
   return parsed.href;
+}
+
+function describe(value: unknown): string {
+  return Object.prototype.toString.call(value).slice(8, -1);
 }
 
 /** The URL for messages: a token in its query string must not end up in logs. */

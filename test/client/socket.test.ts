@@ -178,6 +178,25 @@ describe('client Socket', () => {
     expect(socket.destroyed).toBe(true);
   });
 
+  it('fails loudly when the WebSocket ignores binaryType and delivers Blobs, instead of dropping bytes', async () => {
+    // A WebSocket that keeps delivering Blobs whatever binaryType is set to: a fault no correct
+    // implementation produces, made from ws by pinning its binaryType.
+    function BlobWebSocket(url: string, protocols: string[], options: object): WebSocket {
+      const ws = new WebSocket(url, protocols, options);
+      ws.binaryType = 'blob' as never;
+      Object.defineProperty(ws, 'binaryType', { get: () => 'blob', set: () => {} });
+      return ws;
+    }
+    const { url } = await server((peer) => peer.send(Uint8Array.of(1, 2, 3)));
+    const socket = socketTo(url, { WebSocket: BlobWebSocket as never }).connect();
+    const events: string[] = [];
+    socket.on('data', () => events.push('data'));
+    socket.on('error', (error: Error) => events.push(`error:${error.message}`));
+    socket.on('close', () => events.push('close'));
+    await until(() => events.length === 2);
+    expect(events).toEqual(['error:the WebSocket delivered Blob, not bytes: it ignored binaryType', 'close']);
+  });
+
   it('says so when there is no WebSocket implementation', async () => {
     const global = globalThis as { WebSocket?: unknown };
     const saved = global.WebSocket;
