@@ -163,7 +163,7 @@ export class Socket extends Emitter {
     try {
       url = withTarget(this.url, host, port);
     } catch (error) {
-      this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
+      this.failInvalidUrl(error);
       return this;
     }
     if (this.fetchImpl) this.connectWithFetch(this.fetchImpl, url, protocols);
@@ -176,7 +176,8 @@ export class Socket extends Emitter {
     try {
       ws = new WebSocketImpl(url, protocols, this.webSocketOptions);
     } catch (error) {
-      this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
+      // The URL parsed, but this WebSocket implementation refuses it (a scheme it does not take).
+      this.failInvalidUrl(error);
       return;
     }
     // `ws` starts with Node Buffers, which need no copy; standard WebSockets start with Blobs.
@@ -470,6 +471,10 @@ export class Socket extends Emitter {
       this.emit('error', error);
       this.emitClose();
     });
+  }
+
+  private failInvalidUrl(error: unknown): void {
+    this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
   }
 
   private emitClose(): void {
