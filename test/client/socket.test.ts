@@ -197,6 +197,18 @@ describe('client Socket', () => {
     expect(events).toEqual(['error:the WebSocket delivered Blob, not bytes: it ignored binaryType', 'close']);
   });
 
+  it('reports a URL that is not one as an Error with code ERR_INVALID_URL, then close', async () => {
+    const socket = socketTo('bridge.example.com/v1').connect();
+    const events: string[] = [];
+    socket.on('error', (error: SocketError) => events.push(`error:${error.code}:${error.message}`));
+    socket.on('close', () => events.push('close'));
+    await until(() => events.length === 2);
+    expect(events).toEqual([
+      expect.stringMatching(/^error:ERR_INVALID_URL:invalid bridge URL: .*Invalid URL/),
+      'close',
+    ]);
+  });
+
   it('says so when there is no WebSocket implementation', async () => {
     const global = globalThis as { WebSocket?: unknown };
     const saved = global.WebSocket;
