@@ -1,22 +1,15 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningBridge } from '../../dev/bridge.js';
-import { startTlsBridge } from '../support/clients.js';
+import { describe, expect, it } from 'vitest';
+import { tlsBridgeForSuite } from '../support/clients.js';
 import { readmeExample, readmeExamples } from '../support/readme.js';
 
 /** Node 20 has a global WebSocket only behind this flag; later versions have it by default. */
 const nodeFlags = typeof WebSocket === 'undefined' ? ['--experimental-websocket'] : [];
 
 describe('the README examples', () => {
-  let bridge: RunningBridge;
-  beforeAll(async () => {
-    bridge = await startTlsBridge();
-  });
-  afterAll(async () => {
-    await bridge?.stop();
-  });
+  const suite = tlsBridgeForSuite();
 
   it('are the ones the suites run: Node here, the Worker in workers.test.ts, the page in browser.test.ts', () => {
     expect([...readmeExamples().keys()].sort()).toEqual(['browser', 'drizzle', 'pg', 'postgres', 'worker']);
@@ -25,7 +18,7 @@ describe('the README examples', () => {
   for (const runtime of ['node', 'bun', 'deno'] as const) {
     for (const name of ['pg', 'postgres', 'drizzle']) {
       it(`${name}: runs in ${runtime} as written and prints what the README says`, async () => {
-        const example = readmeExample(name, bridge.url);
+        const example = readmeExample(name, suite.bridge.url);
         const file = example.writeTo(`${name}.ts`);
         const [command, ...args] = commandLine(runtime, file);
         const { stdout } = await promisify(execFile)(command!, args, { timeout: 20_000 });

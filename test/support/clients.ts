@@ -8,19 +8,32 @@ import type { PostgresInfo } from '../../dev/postgres.js';
 export const postgres = (): PostgresInfo => inject('postgres');
 
 /**
- * For a suite: a TLS bridge and a direct connection that watches the server, opened before the
- * suite's tests and closed after them. Read the fields inside tests and hooks.
+ * For a suite: a TLS bridge started before the suite's tests and stopped after them. Read the
+ * field inside tests and hooks.
  */
-export function bridgeAndWatcher(): { bridge: RunningBridge; watcher: pg.Client } {
-  const suite = {} as { bridge: RunningBridge; watcher: pg.Client };
+export function tlsBridgeForSuite(): { readonly bridge: RunningBridge } {
+  const suite = {} as { bridge: RunningBridge };
   beforeAll(async () => {
     suite.bridge = await startTlsBridge();
+  });
+  afterAll(async () => {
+    await suite.bridge?.stop();
+  });
+  return suite;
+}
+
+/**
+ * For a suite: a TLS bridge, and a direct connection that watches the server, opened before the
+ * suite's tests and closed after them. Read the fields inside tests and hooks.
+ */
+export function bridgeAndWatcher(): { readonly bridge: RunningBridge; readonly watcher: pg.Client } {
+  const suite = tlsBridgeForSuite() as { bridge: RunningBridge; watcher: pg.Client };
+  beforeAll(async () => {
     suite.watcher = directClient();
     await suite.watcher.connect();
   });
   afterAll(async () => {
     await suite.watcher?.end();
-    await suite.bridge?.stop();
   });
   return suite;
 }
