@@ -216,7 +216,7 @@ export class Socket extends Emitter {
         else if (data instanceof Uint8Array) this.onData(data);
         else if (data instanceof ArrayBuffer) this.onData(this.BufferImpl?.from(data) ?? new Uint8Array(data));
         // Dropping it would lose protocol bytes and leave the driver waiting.
-        else throw new TypeError(`the WebSocket delivered ${describe(data)}, not bytes: it ignored binaryType`);
+        else throw new TypeError(`the WebSocket delivered ${typeName(data)}, not bytes: it ignored binaryType`);
       } catch (error) {
         // A throwing 'data' listener would otherwise vanish into the WebSocket's event loop and
         // leave the driver waiting forever; fail the socket so it hears of it.
@@ -492,7 +492,7 @@ function withTarget(url: string, host: string | undefined, port: number | string
   return parsed.href;
 }
 
-function describe(value: unknown): string {
+function typeName(value: unknown): string {
   return Object.prototype.toString.call(value).slice(8, -1);
 }
 
