@@ -244,6 +244,34 @@ describe('edge-held credentials', () => {
     await expect(client.connect()).rejects.toMatchObject({ code: '28P01', severity: 'FATAL' });
   });
 
+  it('gives the client 08001 when PostgreSQL stops answering in the middle of the edge login', async () => {
+    // PostgreSQL's SCRAM challenge reaches the bridge; nothing after it does.
+    const stalling = await startRecordingProxy(postgres(), { serverMessagesBeforeStall: 1 });
+    try {
+      const b = await bridge({
+        JWT_SECRET: SECRET,
+        JWT_AUDIENCE: AUDIENCE,
+        JWT_ROLE_CLAIM: 'role',
+        PG_CREDENTIALS: CREDENTIALS,
+        PG_PORT: String(stalling.port),
+        CONNECT_TIMEOUT_MS: '500',
+      });
+      const client = passwordless(`${b.url}?token=${await hs256({ role: 'edge_reader' })}`);
+      const started = Date.now();
+      await expect(client.connect()).rejects.toMatchObject({
+        code: '08001',
+        severity: 'FATAL',
+        message: 'the database server did not finish authentication in time',
+      });
+      expect(Date.now() - started).toBeLessThan(3000);
+      // The bridge got as far as answering the challenge, then gave up and closed its connection.
+      expect(Buffer.concat(stalling.connections[0]!.toServer).includes('SCRAM-SHA-256')).toBe(true);
+      await stalling.connections[0]!.closed;
+    } finally {
+      await stalling.stop();
+    }
+  });
+
   it('refuses a role the configuration does not hold with 28000, before any TCP', async () => {
     const b = await edge();
     const before = proxy.connections.length;

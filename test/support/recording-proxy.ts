@@ -9,9 +9,14 @@ export interface RecordedConnection {
 
 /**
  * A plain TCP relay on loopback between the bridge and the real PostgreSQL that records what the
- * bridge sends, so tests can check what the database actually received.
+ * bridge sends, so tests can check what the database actually received. With
+ * `serverMessagesBeforeStall`, it passes on only that many of the server's messages and holds the
+ * rest: a server that stops answering partway, which a real PostgreSQL cannot be made to do.
  */
-export async function startRecordingProxy(target: { host: string; port: number }) {
+export async function startRecordingProxy(
+  target: { host: string; port: number },
+  options: { serverMessagesBeforeStall?: number } = {},
+) {
   const connections: RecordedConnection[] = [];
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
@@ -27,7 +32,11 @@ export async function startRecordingProxy(target: { host: string; port: number }
       toServer.push(chunk);
       upstream.write(chunk);
     });
-    upstream.on('data', (chunk) => client.write(chunk));
+    const passOn =
+      options.serverMessagesBeforeStall === undefined
+        ? (chunk: Buffer) => chunk
+        : stallAfter(options.serverMessagesBeforeStall);
+    upstream.on('data', (chunk) => client.write(passOn(chunk)));
     client.on('end', () => upstream.end());
     upstream.on('end', () => client.end());
     client.on('error', () => upstream.destroy());
@@ -43,5 +52,21 @@ export async function startRecordingProxy(target: { host: string; port: number }
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
+  };
+}
+
+/** Passes on the server's bytes up to the end of its first `messages` messages (type byte, length, body), holding the rest. */
+function stallAfter(messages: number): (chunk: Buffer) => Buffer {
+  let received = Buffer.alloc(0);
+  let passed = 0;
+  return (chunk) => {
+    received = Buffer.concat([received, chunk]);
+    let end = 0;
+    for (let i = 0; i < messages && end + 5 <= received.length; i++) end += 1 + received.readUInt32BE(end + 1);
+    const upTo = Math.min(end, received.length);
+    if (upTo <= passed) return Buffer.alloc(0);
+    const out = received.subarray(passed, upTo);
+    passed = upTo;
+    return out;
   };
 }
