@@ -41,6 +41,8 @@ export interface BridgeOptions {
   trustedCaPem?: string;
   /** A bundle built elsewhere (by wrangler, say) instead of this module's esbuild bundle. */
   script?: string;
+  /** Binds METRICS to a (local) Workers Analytics Engine dataset of this name. */
+  analyticsEngineDataset?: string;
 }
 
 /** Miniflare's options for one bridge Worker, for a Miniflare that runs other Workers beside it. */
@@ -50,6 +52,9 @@ export async function bridgeWorkerOptions(options: BridgeOptions): Promise<Worke
     modules: [{ type: 'ESModule', path: 'worker.js', contents: script }],
     compatibilityDate,
     bindings: { ...options.bindings },
+    ...(options.analyticsEngineDataset && {
+      analyticsEngineDatasets: { METRICS: { dataset: options.analyticsEngineDataset } },
+    }),
     ...(options.trustedCaPem && {
       outboundService: {
         network: { allow: ['public', 'private'], tlsOptions: { trustedCertificates: [options.trustedCaPem] } },

@@ -2,6 +2,7 @@ import type { BridgeConfig, MetricsDataset } from './config.js';
 import { edgeLogin } from './edge-login.js';
 import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
 import type { Target } from './policy/targets.js';
+import { sessionDataPoint } from './metrics.js';
 import { ConnectTimeout, openPostgresSocket, withTimeout, type PostgresSocket } from './postgres-socket.js';
 import { BackendBoundaries } from './protocol/backend-boundaries.js';
 import { concatBytes } from './protocol/bytes.js';
@@ -357,11 +358,15 @@ export class BridgeSession {
       closeReason: reason,
     };
     this.log(JSON.stringify(line));
-    this.options.metrics?.writeDataPoint({
-      indexes: [line.target],
-      blobs: [line.target, r.user ?? '', r.database ?? '', reason],
-      doubles: [line.durationMs, r.bytesToServer, r.bytesToClient, line.frames, code],
-    });
+    const metrics = this.options.metrics;
+    if (metrics) {
+      // Counting must never stop a session from closing.
+      try {
+        metrics.writeDataPoint(sessionDataPoint(line));
+      } catch (error) {
+        this.log(`pgwire-bridge: metrics not written: ${String(error)}`);
+      }
+    }
   }
 
   /** Read through a method: the state may change while a connect is awaited. */

@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import type { Env } from '../../worker/config.js';
-import { bridgeClient, directClient, msUntilBackendGone, postgres } from '../support/clients.js';
+import { bridgeClient, directClient, eventually, msUntilBackendGone, postgres } from '../support/clients.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
 
 // Every bridge here reaches PostgreSQL through the recording proxy, so a test can show that a
@@ -383,5 +383,25 @@ describe('logs', () => {
     expect(mine.frames).toBeGreaterThanOrEqual(4);
     expect(mine.durationMs).toBeGreaterThanOrEqual(0);
     for (const secret of [postgres().password, token, SECRET, 'query-text-marker']) expect(all).not.toContain(secret);
+  });
+
+  it('go to a bound Analytics Engine dataset too, without getting in the way of the session', async () => {
+    const lines: string[] = [];
+    const b = await startBridge({
+      bindings: { PG_HOST: '127.0.0.1', PG_PORT: String(proxy.port), PG_TLS: 'off' },
+      analyticsEngineDataset: 'pgwire_bridge_sessions',
+      log: (line) => lines.push(line),
+    });
+    bridges.push(b);
+    const client = bridgeClient(b.url);
+    await client.connect();
+    expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await client.end();
+    const logged = await eventually(
+      async () => lines.join(''),
+      (text) => text.includes('"event":"pgwire-bridge.session"'),
+    );
+    expect(logged).toContain('"closeCode":1000');
+    expect(logged).not.toContain('metrics not written');
   });
 });
