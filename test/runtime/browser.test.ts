@@ -5,16 +5,21 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { SignJWT } from 'jose';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { postgres } from '../support/clients.js';
+import { directClient, postgres } from '../support/clients.js';
 import { readmeExample, type ReadmeExample } from '../support/readme.js';
 
 const appDir = fileURLToPath(new URL('./browser-app/', import.meta.url));
 /** Debian's Chromium (`apt-get install chromium`); CHROMIUM_PATH points elsewhere. */
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ROWS = 20_000;
+const SECRET = 'browser-test-secret-of-at-least-32-bytes';
+const AUDIENCE = 'pgwire-bridge-browser-test';
+const PAGE_ROLE = 'page_reader';
+const PAGE_ROLE_PASSWORD = 'page-reader-password';
 
 /**
  * The page bundled for the browser as an application would bundle it. The shim needs nothing;
@@ -51,6 +56,8 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
   const db = postgres();
   let server: Server;
   let bridge: RunningBridge;
+  /** A bridge that holds the database password and logs in for pages that show a token. */
+  let edgeBridge: RunningBridge;
   let browser: Browser;
   let page: Page;
   let origin: string;
@@ -77,6 +84,24 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
     files['/page.js'] = { type: 'text/javascript', body: bundle };
     files['/readme'] = { type: 'text/html', body: html.replace('/page.js', '/readme.js') };
     files['/readme.js'] = { type: 'text/javascript', body: readmeBundle };
+    edgeBridge = await startBridge({
+      bindings: {
+        PG_HOST: db.host,
+        PG_PORT: String(db.port),
+        PG_TLS: 'require',
+        ALLOWED_ORIGINS: origin,
+        JWT_SECRET: SECRET,
+        JWT_AUDIENCE: AUDIENCE,
+        JWT_ROLE_CLAIM: 'role',
+        PG_CREDENTIALS: JSON.stringify({ [PAGE_ROLE]: PAGE_ROLE_PASSWORD }),
+      },
+      trustedCaPem: db.caPem,
+    });
+    const admin = directClient();
+    await admin.connect();
+    await admin.query(`DROP ROLE IF EXISTS ${PAGE_ROLE}`);
+    await admin.query(`CREATE ROLE ${PAGE_ROLE} LOGIN PASSWORD '${PAGE_ROLE_PASSWORD}'`);
+    await admin.end();
     browser = await chromium.launch({
       executablePath: chromiumPath,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -95,6 +120,7 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
   afterAll(async () => {
     await browser?.close();
     await bridge?.stop();
+    await edgeBridge?.stop();
     server?.close();
   });
 
@@ -112,6 +138,24 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
       error: '22012',
       notification: 'hello from the page',
       userAgent: expect.stringContaining('Chrome/'),
+    });
+  });
+
+  it('holds no password: the bridge logs in as the role its token names', async () => {
+    const token = await new SignJWT({ role: PAGE_ROLE })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setAudience(AUDIENCE)
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(SECRET));
+    const options = { url: edgeBridge.url, user: 'anyone', token, rows: 100 };
+    const result = await page.evaluate(
+      (o) => (globalThis as unknown as { runQueries(o: unknown): Promise<unknown> }).runQueries(o),
+      options,
+    );
+    expect(result).toMatchObject({
+      answer: { answer: 42, user: PAGE_ROLE },
+      rows: 100,
+      notification: 'hello from the page',
     });
   });
 

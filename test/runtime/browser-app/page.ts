@@ -3,13 +3,22 @@ import postgres from 'postgres';
 import { Socket } from 'pgwire-bridge/client';
 
 /** What the page does with PostgreSQL, for the test to call and check: postgres.js in the browser. */
-async function runQueries(options: { url: string; user: string; password: string; rows: number; buffer?: false }) {
+async function runQueries(options: {
+  url: string;
+  user: string;
+  /** Absent when the bridge logs in for the page, with the role its token names. */
+  password?: string;
+  token?: string;
+  rows: number;
+  buffer?: false;
+}) {
+  const { url, token } = options;
   const connection = {
     user: options.user,
     pass: options.password,
     database: 'postgres',
     max: 1,
-    socket: () => new Socket({ url: options.url, ...(options.buffer !== false && { Buffer }) }).connect(),
+    socket: () => new Socket({ url, token, ...(options.buffer !== false && { Buffer }) }).connect(),
   };
   // postgres.js reads `socket` but its types do not declare it.
   const sql = postgres(connection as postgres.Options<{}>);
