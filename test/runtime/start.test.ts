@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import WebSocket from 'ws';
+import { describe, expect, it } from 'vitest';
+import { Socket } from 'pgwire-bridge/client';
+import { freePort, portIsFree } from '../../dev/postgres.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `npm start` in its own process group, as a terminal runs it (Ctrl-C reaches the whole group). */
+function npmStart(env: Record<string, string>): {
+  child: ChildProcess;
+  output: () => string;
+  /** The exit code, or the signal that ended the process. */
+  exited: Promise<number | NodeJS.Signals>;
+} {
+  const child = spawn('npm', ['start'], { cwd: root, env: { ...process.env, ...env }, detached: true });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk));
+  const exited = new Promise<number | NodeJS.Signals>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal!)),
+  );
+  return { child, output: () => output, exited };
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+describe('npm start', () => {
+  it('runs PostgreSQL and the bridge, prints one ready line, serves pg, and stops on Ctrl-C', async () => {
+    const [port, pgPort] = [await freePort(), await freePort()];
+    const start = npmStart({ PORT: String(port), PG_PORT: String(pgPort) });
+    try {
+      await until(() => start.output().includes('pgwire-bridge ready:'), 60_000);
+      const ready = /pgwire-bridge ready: (\S+) user=(\S+) password=(\S+) database=(\S+) /.exec(start.output());
+      expect(ready, start.output()).not.toBeNull();
+      const [, url, user, password, database] = ready!;
+      expect(url).toBe(`ws://127.0.0.1:${port}/v1`);
+
+      const client = new pg.Client({
+        user,
+        password,
+        database,
+        stream: () => new Socket({ url: url!, WebSocket: WebSocket as never }) as never,
+      });
+      await client.connect();
+      expect((await client.query('SELECT current_setting($1) AS port', ['port'])).rows).toEqual([
+        { port: String(pgPort) },
+      ]);
+      await client.end();
+
+      process.kill(-start.child.pid!, 'SIGINT');
+      // npm itself ends by the signal; the script under it stops both servers and exits 0.
+      expect([0, 'SIGINT']).toContain(await start.exited);
+      expect(start.output()).not.toMatch(/error/i);
+      expect(await portIsFree(port)).toBe(true);
+      expect(await portIsFree(pgPort)).toBe(true);
+    } finally {
+      if (start.child.exitCode === null) process.kill(-start.child.pid!, 'SIGKILL');
+    }
+  }, 90_000);
+
+  it('says which port is taken and exits 1, starting nothing', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const takenPort = (taken.address() as { port: number }).port;
+    try {
+      for (const [setting, other] of [
+        ['PORT', 'PG_PORT'],
+        ['PG_PORT', 'PORT'],
+      ] as const) {
+        const start = npmStart({ [setting]: String(takenPort), [other]: String(await freePort()) });
+        expect(await start.exited).toBe(1);
+        expect(start.output()).toContain(
+          `pgwire-bridge: port ${takenPort} is already in use (another npm start?); set ${setting} to use another`,
+        );
+        expect(start.output()).not.toContain('pgwire-bridge ready');
+      }
+    } finally {
+      taken.close();
+    }
+  }, 60_000);
+});
