@@ -184,10 +184,12 @@ export class Socket extends Emitter {
     if (ws.binaryType !== 'nodebuffer') ws.binaryType = 'arraybuffer';
     this.attach(ws);
     ws.addEventListener('open', () => this.opened(ws.protocol ?? ''));
-    ws.addEventListener('error', () => {
+    ws.addEventListener('error', (event: { message?: unknown }) => {
       // The close event that follows carries the code; an error before open never opened.
+      // Browsers say nothing more; `ws` says why (the HTTP status of a refused upgrade, say).
       if (this.connecting) {
-        this.fail(new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}`, 'ECONNREFUSED'));
+        const reason = typeof event?.message === 'string' ? `: ${withoutQueries(event.message)}` : '';
+        this.fail(new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}${reason}`, 'ECONNREFUSED'));
       }
     });
   }

@@ -8,6 +8,7 @@ export interface Env {
   PG_TARGETS?: string;
   PG_PORT?: string;
   PG_TLS?: string;
+  FLOW_CONTROL?: string;
   MAX_MESSAGE_BYTES?: string;
   CONNECT_TIMEOUT_MS?: string;
   STARTUP_TIMEOUT_MS?: string;
@@ -56,6 +57,12 @@ export interface BridgeConfig {
   readonly targets: readonly TargetEntry[] | null;
   /** `require`: STARTTLS to PostgreSQL, refusing to go on in clear text; `off`: plain TCP. */
   readonly tls: 'require' | 'off';
+  /**
+   * "require": refuse clients that do not take part in flow control, whose slow reading would
+   * otherwise pile PostgreSQL's output up in the Worker's memory. "offer" (default): take part
+   * when the client does.
+   */
+  readonly flowControl: 'offer' | 'require';
   /** Largest client message accepted, counting its 4 length bytes. */
   readonly maxMessageBytes: number;
   readonly connectTimeoutMs: number;
@@ -109,6 +116,8 @@ export function loadConfig(env: Env): BridgeConfig {
   const port = integer(env.PG_PORT, 'PG_PORT', 5432, 1, 65535, problems);
   const tls = env.PG_TLS ?? 'require';
   if (tls !== 'require' && tls !== 'off') problems.push('PG_TLS must be "require" or "off"');
+  const flowControl = env.FLOW_CONTROL ?? 'offer';
+  if (flowControl !== 'offer' && flowControl !== 'require') problems.push('FLOW_CONTROL must be "offer" or "require"');
   const maxMessageBytes = integer(
     env.MAX_MESSAGE_BYTES,
     'MAX_MESSAGE_BYTES',
@@ -175,6 +184,7 @@ export function loadConfig(env: Env): BridgeConfig {
     port,
     targets,
     tls: tls as BridgeConfig['tls'],
+    flowControl: flowControl as BridgeConfig['flowControl'],
     maxMessageBytes,
     connectTimeoutMs,
     startupTimeoutMs,

@@ -48,12 +48,16 @@ export default {
       }
     }
 
+    const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
+    const flowControl = offered.includes(FLOW_CONTROL_PROTOCOL);
+    if (!flowControl && config.flowControl === 'require') {
+      return text(400, `this bridge requires the WebSocket subprotocol ${FLOW_CONTROL_PROTOCOL} (flow control)`);
+    }
+
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
     // Without this, binary messages arrive as Blobs on current compatibility dates.
     (server as WebSocket & { binaryType: string }).binaryType = 'arraybuffer';
     server.accept();
-    const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
-    const flowControl = offered.includes(FLOW_CONTROL_PROTOCOL);
     // The target is decided before any TCP: the fixed one, or the client's pick from the allowlist.
     let target: Target = { host: config.host, port: config.port };
     let refusal: BridgeError | undefined;

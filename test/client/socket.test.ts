@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -135,10 +136,27 @@ describe('client Socket', () => {
     const port = await freePort();
     const socket = socketTo(`ws://127.0.0.1:${port}/v1?token=secret-token`).connect();
     const [error] = await Promise.all([once<SocketError>(socket, 'error'), once(socket, 'close')]);
-    expect(error).toMatchObject({
-      code: 'ECONNREFUSED',
-      message: `could not open a WebSocket to ws://127.0.0.1:${port}/v1`,
-    });
+    expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(error.message).toMatch(
+      new RegExp(`^could not open a WebSocket to ws://127\\.0\\.0\\.1:${port}/v1: .*ECONNREFUSED`),
+    );
+    expect(error.message).not.toContain('secret-token');
+  });
+
+  it('says why the bridge refused the upgrade when the WebSocket tells (ws gives the status)', async () => {
+    const refusing = createServer((_request, response) => response.writeHead(403).end('origin not allowed'));
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (refusing.address() as AddressInfo).port;
+      const socket = socketTo(`ws://127.0.0.1:${port}/v1?token=secret-token`).connect();
+      const [error] = await Promise.all([once<SocketError>(socket, 'error'), once(socket, 'close')]);
+      expect(error).toMatchObject({
+        code: 'ECONNREFUSED',
+        message: `could not open a WebSocket to ws://127.0.0.1:${port}/v1: Unexpected server response: 403`,
+      });
+    } finally {
+      refusing.close();
+    }
   });
 
   it('fails a write after end() with EPIPE through the callback and an error event, without throwing', async () => {

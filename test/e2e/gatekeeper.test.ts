@@ -96,6 +96,30 @@ describe('targets', () => {
   });
 });
 
+describe('flow control', () => {
+  it('FLOW_CONTROL=require refuses clients that do not take part, with 400 and before any TCP', async () => {
+    const b = await bridge({ FLOW_CONTROL: 'require' });
+    const before = proxy.connections.length;
+    expect(await upgradeStatus(b.url)).toBe(400);
+    expect(await upgradeStatus(b.url, { protocols: ['something-else'] })).toBe(400);
+    const withoutFlowControl = bridgeClient(b.url, {}, { flowControl: false });
+    await expect(withoutFlowControl.connect()).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    expect(proxy.connections.length).toBe(before);
+    // The client socket offers flow control by default, and is served.
+    expect(await query(b.url)).toEqual([{ ok: 1 }]);
+    expect(await upgradeStatus(b.url, { protocols: ['pgwire-bridge.v1'] })).toBe(101);
+  });
+
+  it('by default serves clients that do not take part too', async () => {
+    const b = await bridge({});
+    expect(await upgradeStatus(b.url)).toBe(101);
+    const client = bridgeClient(b.url, {}, { flowControl: false });
+    await client.connect();
+    expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await client.end();
+  });
+});
+
 describe('origins', () => {
   it('refuses every browser origin by default, with 403 before any TCP, and serves clients without one', async () => {
     const b = await bridge({});

@@ -8,6 +8,7 @@ describe('loadConfig', () => {
       host: 'db.internal',
       port: 5432,
       tls: 'require',
+      flowControl: 'offer',
       maxMessageBytes: 0x3fffffff - 1,
       connectTimeoutMs: 10000,
       startupTimeoutMs: 10000,
@@ -27,6 +28,7 @@ describe('loadConfig', () => {
       PG_HOST: '10.0.0.5',
       PG_PORT: '6543',
       PG_TLS: 'off',
+      FLOW_CONTROL: 'require',
       MAX_MESSAGE_BYTES: '1048576',
       CONNECT_TIMEOUT_MS: '2500',
       STARTUP_TIMEOUT_MS: '500',
@@ -45,6 +47,7 @@ describe('loadConfig', () => {
       host: '10.0.0.5',
       port: 6543,
       tls: 'off',
+      flowControl: 'require',
       maxMessageBytes: 1048576,
       connectTimeoutMs: 2500,
       startupTimeoutMs: 500,
@@ -70,6 +73,7 @@ describe('loadConfig', () => {
       loadConfig({
         PG_PORT: '70000',
         PG_TLS: 'maybe',
+        FLOW_CONTROL: 'always',
         MAX_MESSAGE_BYTES: '3',
         CONNECT_TIMEOUT_MS: 'soon',
         STARTUP_TIMEOUT_MS: '0',
@@ -80,9 +84,10 @@ describe('loadConfig', () => {
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
-      // PG_HOST, PG_PORT, PG_TLS, MAX_MESSAGE_BYTES, CONNECT_TIMEOUT_MS, STARTUP_TIMEOUT_MS,
-      // ALLOWED_ORIGINS, ALLOW_REPLICATION, JWT_AUDIENCE, JWT_SECRET
-      expect((error as ConfigError).problems).toHaveLength(10);
+      // PG_HOST, PG_PORT, PG_TLS, FLOW_CONTROL, MAX_MESSAGE_BYTES, CONNECT_TIMEOUT_MS,
+      // STARTUP_TIMEOUT_MS, ALLOWED_ORIGINS, ALLOW_REPLICATION, JWT_AUDIENCE, JWT_SECRET
+      expect((error as ConfigError).problems).toHaveLength(11);
+      expect((error as ConfigError).problems).toContain('FLOW_CONTROL must be "offer" or "require"');
     }
   });
 
