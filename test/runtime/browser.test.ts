@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { SignJWT } from 'jose';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,25 +21,57 @@ const AUDIENCE = 'pgwire-bridge-browser-test';
 const PAGE_ROLE = 'page_reader';
 const PAGE_ROLE_PASSWORD = 'page-reader-password';
 
-/**
- * The page bundled for the browser as an application would bundle it. The shim needs nothing;
- * postgres.js's Workers build needs browser copies of three Node modules, and never reaches
- * `cloudflare:sockets` when it is given a socket.
- */
-async function bundlePage(entry: string): Promise<string> {
+/** A page's script bundled for the browser, as an application would bundle it. */
+async function bundleForBrowser(entry: string, options: BuildOptions): Promise<string> {
   const result = await build({
     entryPoints: [entry],
     bundle: true,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
+    write: false,
+    ...options,
+  });
+  // write: false, so the files come back in memory.
+  return result.outputFiles![0]!.text;
+}
+
+/**
+ * postgres.js: the shim needs nothing; postgres.js's Workers build needs browser copies of three
+ * Node modules, and never reaches `cloudflare:sockets` when it is given a socket.
+ */
+const bundlePostgresJsPage = (entry: string) =>
+  bundleForBrowser(entry, {
     conditions: ['workerd'],
     alias: { 'node:events': 'events', 'node:buffer': 'buffer', 'node:stream': 'readable-stream' },
     external: ['cloudflare:sockets'],
-    write: false,
   });
-  return result.outputFiles[0]!.text;
-}
+
+/**
+ * pg needs more of Node than postgres.js does: events, readable-stream, and Buffer and process as
+ * globals (injected) from npm; the two functions it takes from util; and empty modules for what it
+ * only touches without a socket of its own (dns, fs, net, tls, path) or has a WebCrypto path
+ * around (crypto).
+ */
+const nodeStubs: Plugin = {
+  name: 'node-stubs',
+  setup(build) {
+    build.onResolve({ filter: /^(util|util\/types)$/ }, () => ({ path: 'util', namespace: 'node-stub' }));
+    build.onResolve({ filter: /^(dns|fs|net|tls|path|crypto)$/ }, () => ({ path: 'empty', namespace: 'node-stub' }));
+    build.onLoad({ filter: /^util$/, namespace: 'node-stub' }, () => ({
+      contents:
+        'export const deprecate = (fn) => fn; export const isDate = (v) => v instanceof Date; export default { deprecate };',
+    }));
+    build.onLoad({ filter: /^empty$/, namespace: 'node-stub' }, () => ({ contents: 'export default {};' }));
+  },
+};
+const bundlePgPage = (entry: string) =>
+  bundleForBrowser(entry, {
+    alias: { stream: 'readable-stream' },
+    inject: [`${appDir}node-globals.ts`],
+    define: { global: 'globalThis' },
+    plugins: [nodeStubs],
+  });
 
 /** Serves the page and its bundle on 127.0.0.1, as a development server would. */
 async function servePage(files: Record<string, { type: string; body: string }>): Promise<Server> {
@@ -52,7 +84,25 @@ async function servePage(files: Record<string, { type: string; body: string }>):
   return server;
 }
 
-describe('postgres.js in Chromium, through the bundled shim', () => {
+/** Calls the page's global function `name` with `options`; resolves or rejects as it does. */
+function callPage(page: Page, name: string, options: object): Promise<unknown> {
+  return page.evaluate(
+    ([fn, o]) => (globalThis as unknown as Record<string, (o: unknown) => Promise<unknown>>)[fn]!(o),
+    [name, options] as const,
+  );
+}
+
+/** What both pages return for `ROWS` rows. */
+const fullResult = (notification: string) => ({
+  answer: { answer: 42, user: postgres().user },
+  rows: ROWS,
+  last: { g: ROWS, h: createHash('md5').update(String(ROWS)).digest('hex') },
+  sum: 55,
+  error: '22012',
+  notification,
+});
+
+describe('postgres.js and pg in Chromium, through the bundled shim', () => {
   const db = postgres();
   let server: Server;
   let bridge: RunningBridge;
@@ -75,15 +125,18 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
       trustedCaPem: db.caPem,
     });
     readme = readmeExample('browser', bridge.url);
-    const [bundle, readmeBundle, html] = await Promise.all([
-      bundlePage(`${appDir}page.ts`),
-      bundlePage(readme.writeTo('browser.ts')),
+    const [postgresJsBundle, readmeBundle, pgBundle, html] = await Promise.all([
+      bundlePostgresJsPage(`${appDir}page.ts`),
+      bundlePostgresJsPage(readme.writeTo('browser.ts')),
+      bundlePgPage(`${appDir}pg-page.ts`),
       readFile(`${appDir}index.html`, 'utf8'),
     ]);
     files['/'] = { type: 'text/html', body: html };
-    files['/page.js'] = { type: 'text/javascript', body: bundle };
+    files['/page.js'] = { type: 'text/javascript', body: postgresJsBundle };
     files['/readme'] = { type: 'text/html', body: html.replace('/page.js', '/readme.js') };
     files['/readme.js'] = { type: 'text/javascript', body: readmeBundle };
+    files['/pg'] = { type: 'text/html', body: html.replace('/page.js', '/pg-page.js') };
+    files['/pg-page.js'] = { type: 'text/javascript', body: pgBundle };
     edgeBridge = await startBridge({
       bindings: {
         PG_HOST: db.host,
@@ -125,20 +178,13 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
   });
 
   it('logs in with SCRAM and runs queries, a transaction, an error, a large result and LISTEN/NOTIFY', async () => {
-    const options = { url: bridge.url, user: db.user, password: db.password, rows: ROWS };
-    const result = await page.evaluate(
-      (o) => (globalThis as unknown as { runQueries(o: unknown): Promise<unknown> }).runQueries(o),
-      options,
-    );
-    expect(result).toEqual({
-      answer: { answer: 42, user: db.user },
+    const result = await callPage(page, 'runQueries', {
+      url: bridge.url,
+      user: db.user,
+      password: db.password,
       rows: ROWS,
-      last: { g: ROWS, h: createHash('md5').update(String(ROWS)).digest('hex') },
-      sum: 55,
-      error: '22012',
-      notification: 'hello from the page',
-      userAgent: expect.stringContaining('Chrome/'),
     });
+    expect(result).toEqual({ ...fullResult('hello from the page'), userAgent: expect.stringContaining('Chrome/') });
   });
 
   it('holds no password: the bridge logs in as the role its token names', async () => {
@@ -147,11 +193,7 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
       .setAudience(AUDIENCE)
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode(SECRET));
-    const options = { url: edgeBridge.url, user: 'anyone', token, rows: 100 };
-    const result = await page.evaluate(
-      (o) => (globalThis as unknown as { runQueries(o: unknown): Promise<unknown> }).runQueries(o),
-      options,
-    );
+    const result = await callPage(page, 'runQueries', { url: edgeBridge.url, user: 'anyone', token, rows: 100 });
     expect(result).toMatchObject({
       answer: { answer: 42, user: PAGE_ROLE },
       rows: 100,
@@ -161,16 +203,25 @@ describe('postgres.js in Chromium, through the bundled shim', () => {
 
   it('without a Buffer class, the driver fails with an error instead of hanging', async () => {
     const options = { url: bridge.url, user: db.user, password: db.password, rows: 1, buffer: false };
-    const outcome = await page.evaluate(
-      (o) =>
-        (globalThis as unknown as { runQueries(o: unknown): Promise<unknown> }).runQueries(o).then(
-          () => 'resolved',
-          (error: Error) => `rejected: ${error.message}`,
-        ),
-      options,
-    );
     // postgres.js reads chunks with Buffer methods; the socket fails with what the driver threw.
-    expect(outcome).toMatch(/^rejected: .*readUInt32BE is not a function/);
+    await expect(callPage(page, 'runQueries', options)).rejects.toThrow(/readUInt32BE is not a function/);
+  });
+
+  it('runs pg too: SCRAM, parameters, a transaction, an error, a large result and LISTEN/NOTIFY', async () => {
+    const pgPage = await browser.newPage();
+    try {
+      await pgPage.goto(`${origin}/pg`);
+      await pgPage.waitForFunction(() => 'runPgQueries' in globalThis, null, { timeout: 10_000 });
+      const result = await callPage(pgPage, 'runPgQueries', {
+        url: bridge.url,
+        user: db.user,
+        password: db.password,
+        rows: ROWS,
+      });
+      expect(result).toEqual(fullResult('hello from pg in the page'));
+    } finally {
+      await pgPage.close();
+    }
   });
 
   it("runs the README's browser example as written", async () => {
