@@ -4,7 +4,7 @@ import { BRIDGE_PATH } from './paths.js';
 import { presentedToken, verifyToken } from './policy/edge-auth.js';
 import { chooseTarget, type Target } from './policy/targets.js';
 import { BridgeError } from './protocol/errors.js';
-import { FLOW_CONTROL_PROTOCOL } from './protocol/subprotocols.js';
+import { chooseSubprotocol, FLOW_CONTROL_PROTOCOL } from './protocol/subprotocols.js';
 import { BridgeSession } from './session.js';
 
 export default {
@@ -49,7 +49,8 @@ export default {
     }
 
     const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
-    const flowControl = offered.includes(FLOW_CONTROL_PROTOCOL);
+    const subprotocol = chooseSubprotocol(offered);
+    const flowControl = subprotocol === FLOW_CONTROL_PROTOCOL;
     if (!flowControl && config.flowControl === 'require') {
       return text(400, `this bridge requires the WebSocket subprotocol ${FLOW_CONTROL_PROTOCOL} (flow control)`);
     }
@@ -73,7 +74,7 @@ export default {
       metrics: env.METRICS,
       ...(refusal && { refusal }),
     });
-    const headers: HeadersInit = flowControl ? { 'Sec-WebSocket-Protocol': FLOW_CONTROL_PROTOCOL } : {};
+    const headers: HeadersInit = subprotocol ? { 'Sec-WebSocket-Protocol': subprotocol } : {};
     return new Response(null, { status: 101, webSocket: client, headers });
   },
 } satisfies ExportedHandler<Env>;

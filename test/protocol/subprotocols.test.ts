@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from '../../worker/protocol/subprotocols.js';
+import { chooseSubprotocol, FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from '../../worker/protocol/subprotocols.js';
 
 describe('flow-control acknowledgements', () => {
   it('reads a positive decimal byte count', () => {
@@ -14,5 +14,21 @@ describe('flow-control acknowledgements', () => {
 
   it('acknowledges often enough that a client reading everything never stalls the window', () => {
     expect(FLOW_ACK_BYTES).toBeLessThan(FLOW_WINDOW_BYTES);
+  });
+});
+
+describe('the subprotocol an upgrade is answered with', () => {
+  it('is flow control when the client offers it, whatever else it offers', () => {
+    expect(chooseSubprotocol(['pgwire-bridge.token.abc', 'pgwire-bridge.v1'])).toBe('pgwire-bridge.v1');
+    expect(chooseSubprotocol(['pgwire-bridge.v1'])).toBe('pgwire-bridge.v1');
+  });
+
+  it('is the token carrier when that is all the bridge knows of what was offered', () => {
+    expect(chooseSubprotocol(['chat', 'pgwire-bridge.token.abc'])).toBe('pgwire-bridge.token.abc');
+  });
+
+  it("is none when nothing offered is the bridge's", () => {
+    expect(chooseSubprotocol([''])).toBeNull();
+    expect(chooseSubprotocol(['chat', 'pgwire-bridge.v2'])).toBeNull();
   });
 });

@@ -32,3 +32,13 @@ const ACK = /^[1-9][0-9]{0,9}$/;
 export function parseAck(text: string): number | null {
   return ACK.test(text) ? Number(text) : null;
 }
+
+/**
+ * The subprotocol to answer an upgrade with, from those the client offered (the header's values):
+ * flow control when offered, else the token carrier, since browsers and `ws` drop a connection
+ * whose answer names none of the protocols they offered. null when none is the bridge's.
+ */
+export function chooseSubprotocol(offered: readonly string[]): string | null {
+  if (offered.includes(FLOW_CONTROL_PROTOCOL)) return FLOW_CONTROL_PROTOCOL;
+  return offered.find((protocol) => protocol.startsWith(TOKEN_PROTOCOL_PREFIX)) ?? null;
+}
