@@ -98,8 +98,10 @@ describe('postgres.js through the bridge, against real PostgreSQL', () => {
   });
 
   it('receives NOTIFY through LISTEN', async () => {
-    const received = new Promise<string>((resolve) => void viaBridge.listen('e2e_js_channel', resolve));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    let heard: (payload: string) => void;
+    const received = new Promise<string>((resolve) => (heard = resolve));
+    // listen() resolves once LISTEN has run, so the notification cannot come too early.
+    await viaBridge.listen('e2e_js_channel', (payload) => heard(payload));
     await direct`SELECT pg_notify('e2e_js_channel', 'hello from direct')`;
     expect(await received).toBe('hello from direct');
   });

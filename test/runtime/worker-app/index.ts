@@ -74,7 +74,15 @@ async function withPostgresJs(env: Env, socketOptions: SocketOptions) {
     const [answer] = await sql`SELECT ${41}::int + 1 AS answer, current_user AS "user"`;
     const big = await sql`SELECT g, md5(g::text) AS h FROM generate_series(1, ${ROWS}::int) AS g`;
     const error = await sql`SELECT * FROM no_such_table`.catch((e: { code: string }) => e.code);
-    return { answer, rows: big.length, last: big.at(-1), error };
+    // postgres.js cancels by sending a CancelRequest on a new socket, opened with fetch like the first.
+    const sleeping = sql`SELECT pg_sleep(30)`;
+    const cancelled = sleeping.then(
+      () => 'not cancelled',
+      (e: { code: string }) => e.code,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    sleeping.cancel();
+    return { answer, rows: big.length, last: big.at(-1), error, cancelled: await cancelled };
   } finally {
     await sql.end();
   }
