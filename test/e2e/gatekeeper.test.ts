@@ -392,9 +392,11 @@ describe('logs', () => {
     await client.connect();
     await client.query("SELECT 'query-text-marker' AS marker");
     await client.end();
-    await new Promise((resolve) => setTimeout(resolve, 200));
 
-    const all = logs.join('');
+    const all = await eventually(
+      async () => logs.join(''),
+      (text) => text.includes('"subject":"log-test-subject"'),
+    );
     const lines = all
       .split('\n')
       .filter((line) => line.includes('"event":"pgwire-bridge.session"'))

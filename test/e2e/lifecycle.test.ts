@@ -72,8 +72,7 @@ describe('session lifecycle', () => {
       (error: unknown) => error,
     );
     await eventually(
-      () =>
-        suite.watcher.query("SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"),
+      () => suite.watcher.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", [keys.processID]),
       (result) => result.rowCount === 1,
     );
     const key = new Bytes().int32(keys.secretKey).build();

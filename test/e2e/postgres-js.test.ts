@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Socket } from 'pgwire-bridge/client';
 import type { RunningBridge } from '../../dev/bridge.js';
-import { bridgeClient, postgres, startTlsBridge } from '../support/clients.js';
+import { bridgeClient, eventually, postgres, startTlsBridge } from '../support/clients.js';
 
 // postgres.js, unmodified, through the shim via its `socket` option; results compared with
 // postgres.js over direct TCP.
@@ -107,12 +107,12 @@ describe('postgres.js through the bridge, against real PostgreSQL', () => {
   });
 
   it('cancels a long query with its own cancel path (a CancelRequest on a new socket)', async () => {
-    const sleeping = viaBridge`SELECT pg_sleep(30)`;
+    const sleeping = viaBridge`SELECT pg_sleep(30.1)`;
     const outcome = sleeping.then(
       () => null,
       (error: unknown) => error,
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await untilRunning('SELECT pg_sleep(30.1)');
     sleeping.cancel();
     expect(await outcome).toMatchObject({ code: '57014' });
   });
@@ -128,15 +128,27 @@ describe("pg's own cancel path through the bridge", () => {
   it('cancels a long query from a second client, which sends a CancelRequest through the shim', async () => {
     const client = bridgeClient(bridge.url);
     await client.connect();
-    const query = client.query('SELECT pg_sleep(30)');
+    const query = client.query('SELECT pg_sleep(30.2)');
     const outcome = query.then(
       () => null,
       (error: unknown) => error,
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await untilRunning('SELECT pg_sleep(30.2)');
     const canceller = bridgeClient(bridge.url) as unknown as { cancel(client: unknown, query: unknown): void };
     canceller.cancel(client, (client as unknown as { activeQuery: unknown }).activeQuery);
     expect(await outcome).toMatchObject({ code: '57014' });
     await client.end();
   });
 });
+
+/** Until `query` runs on the server: a CancelRequest sent earlier would find nothing to cancel. */
+async function untilRunning(query: string): Promise<void> {
+  const running = await eventually(
+    async () =>
+      (await direct`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query = ${query}`)[0]!
+        .n as number,
+    (n) => n > 0,
+    5000,
+  );
+  expect(running).toBeGreaterThan(0);
+}

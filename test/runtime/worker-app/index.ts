@@ -75,15 +75,30 @@ async function withPostgresJs(env: Env, socketOptions: SocketOptions) {
     const big = await sql`SELECT g, md5(g::text) AS h FROM generate_series(1, ${ROWS}::int) AS g`;
     const error = await sql`SELECT * FROM no_such_table`.catch((e: { code: string }) => e.code);
     // postgres.js cancels by sending a CancelRequest on a new socket, opened with fetch like the first.
-    const sleeping = sql`SELECT pg_sleep(30)`;
+    const sleeping = sql`SELECT pg_sleep(30.3)`;
     const cancelled = sleeping.then(
       () => 'not cancelled',
       (e: { code: string }) => e.code,
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await untilSleeping(postgres(options as postgres.Options<{}>));
     sleeping.cancel();
     return { answer, rows: big.length, last: big.at(-1), error, cancelled: await cancelled };
   } finally {
     await sql.end();
+  }
+}
+
+/** Until this app's pg_sleep runs on the server (a CancelRequest sent earlier would find nothing to cancel). */
+async function untilSleeping(watcher: postgres.Sql): Promise<void> {
+  try {
+    for (let i = 0; i < 100; i++) {
+      const [row] =
+        await watcher`SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(30.3)'`;
+      if (row?.n > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('the pg_sleep never started');
+  } finally {
+    await watcher.end();
   }
 }
