@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { Socket } from 'pgwire-bridge/client';
 import { freePort, portIsFree } from '../../dev/postgres.js';
+import { eventually } from '../support/clients.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -26,17 +27,16 @@ function npmStart(env: Record<string, string>): {
   return { child, output: () => output, exited };
 }
 
-async function until(check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-}
-
 describe('npm start', () => {
   it('runs PostgreSQL and the bridge, prints one ready line, serves pg, and stops on Ctrl-C', async () => {
     const [port, pgPort] = [await freePort(), await freePort()];
     const start = npmStart({ PORT: String(port), PG_PORT: String(pgPort) });
     try {
-      await until(() => start.output().includes('pgwire-bridge ready:'), 60_000);
+      await eventually(
+        async () => start.output(),
+        (output) => output.includes('pgwire-bridge ready:'),
+        60_000,
+      );
       const ready = /pgwire-bridge ready: (\S+) user=(\S+) password=(\S+) database=(\S+) /.exec(start.output());
       expect(ready, start.output()).not.toBeNull();
       const [, url, user, password, database] = ready!;
@@ -55,13 +55,23 @@ describe('npm start', () => {
       await client.end();
 
       process.kill(-start.child.pid!, 'SIGINT');
-      // npm itself ends by the signal; the script under it stops both servers and exits 0.
+      // npm itself ends by the signal, as in a terminal; the script under it goes on to stop
+      // both servers, which frees their ports.
       expect([0, 'SIGINT']).toContain(await start.exited);
+      const free = await eventually(
+        async () => (await portIsFree(port)) && (await portIsFree(pgPort)),
+        (isFree) => isFree,
+        10_000,
+      );
+      expect(free).toBe(true);
       expect(start.output()).not.toMatch(/error/i);
-      expect(await portIsFree(port)).toBe(true);
-      expect(await portIsFree(pgPort)).toBe(true);
     } finally {
-      if (start.child.exitCode === null) process.kill(-start.child.pid!, 'SIGKILL');
+      // Whatever of the group is left (nothing, when the test passed).
+      try {
+        process.kill(-start.child.pid!, 'SIGKILL');
+      } catch {
+        // The group is gone.
+      }
     }
   }, 90_000);
 
