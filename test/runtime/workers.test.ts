@@ -90,11 +90,16 @@ describe('a Worker that imports the shim and a driver, in workerd', () => {
     error: '42P01',
   });
 
-  for (const via of ['network', 'binding']) {
-    it(`pg runs queries, a 50,000-row result and an error through fetch (${via})`, async () => {
+  const ways = {
+    network: 'fetch over the network, with a token',
+    binding: 'fetch through a service binding',
+    constructor: 'the global WebSocket, with a token',
+  };
+  for (const [via, way] of Object.entries(ways)) {
+    it(`pg runs queries, a 50,000-row result and an error (${way})`, async () => {
       expect(await get(`/pg?via=${via}`)).toEqual({ status: 200, body: expected() });
     });
-    it(`postgres.js does too, and cancels a pg_sleep with its own CancelRequest (${via})`, async () => {
+    it(`postgres.js does too, and cancels a pg_sleep with its own CancelRequest (${way})`, async () => {
       expect(await get(`/postgres?via=${via}`)).toEqual({ status: 200, body: { ...expected(), cancelled: '57014' } });
     });
   }

@@ -24,7 +24,9 @@ export default {
         ? { url: 'ws://bridge.internal/v1', fetch: env.BRIDGE.fetch.bind(env.BRIDGE) }
         : via === 'nowhere'
           ? { url: 'ws://127.0.0.1:9/v1', fetch }
-          : { url: env.BRIDGE_URL, fetch, ...(via !== 'network-without-token' && env.TOKEN && { token: env.TOKEN }) };
+          : via === 'constructor'
+            ? { url: env.BRIDGE_URL, token: env.TOKEN } // the global WebSocket, as elsewhere
+            : { url: env.BRIDGE_URL, fetch, ...(via !== 'network-without-token' && env.TOKEN && { token: env.TOKEN }) };
     try {
       if (pathname === '/pg') return Response.json(await withPg(env, socketOptions));
       if (pathname === '/postgres') return Response.json(await withPostgresJs(env, socketOptions));
