@@ -202,7 +202,7 @@ export class Socket extends Emitter {
         this.opened(protocol);
       },
       (error: unknown) => {
-        const reason = withoutQueries(String(error instanceof Error ? error.message : error));
+        const reason = withoutQueries(describeError(error));
         this.fail(
           new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}: ${reason}`, 'ECONNREFUSED'),
         );
@@ -492,6 +492,16 @@ function withTarget(url: string, host: string | undefined, port: number | string
   if (port !== undefined && port !== '' && !parsed.searchParams.has('port'))
     parsed.searchParams.set('port', String(port));
   return parsed.href;
+}
+
+/** An error's message and its causes' ("fetch failed: invalid upgrade header"). */
+function describeError(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 4; e = (e as { cause?: unknown }).cause) {
+    parts.push(e instanceof Error ? e.message : String(e));
+    if (!(e instanceof Error)) break;
+  }
+  return parts.join(': ');
 }
 
 function typeName(value: unknown): string {

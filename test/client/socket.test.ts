@@ -227,6 +227,16 @@ describe('client Socket', () => {
     ]);
   });
 
+  it("says why a fetch that cannot upgrade (Node's) fails, with code ECONNREFUSED", async () => {
+    const { url } = await server();
+    const socket = socketTo(`${url}?token=secret-token`, { fetch }).connect();
+    const [error] = await Promise.all([once<SocketError>(socket, 'error'), once(socket, 'close')]);
+    expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+    // Node's fetch refuses the Upgrade header; its cause says so ("invalid upgrade header" in Node 20).
+    expect(error.message).toMatch(new RegExp(`^could not open a WebSocket to ${url}: fetch failed: \\w`));
+    expect(error.message).not.toContain('secret-token');
+  });
+
   it('says so when there is no WebSocket implementation', async () => {
     const global = globalThis as { WebSocket?: unknown };
     const saved = global.WebSocket;
