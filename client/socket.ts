@@ -2,6 +2,7 @@ import {
   FLOW_ACK_BYTES,
   FLOW_CONTROL_PROTOCOL,
   FLOW_WINDOW_BYTES,
+  KEEPALIVE,
   TOKEN_PROTOCOL_PREFIX,
   parseAck,
 } from '../worker/protocol/subprotocols.js';
@@ -54,6 +55,12 @@ export interface SocketOptions {
    * browser pass the `buffer` package's Buffer.
    */
   Buffer?: BufferClass;
+  /**
+   * With flow control, send a keepalive every this many milliseconds in which nothing else went
+   * out (default 30 000; 0 turns it off): Cloudflare closes WebSockets idle for 100 s, which would
+   * drop an idle pooled connection. Keepalives do not count against the bridge's idle timeout.
+   */
+  keepAliveMs?: number;
   /** A token for a bridge that checks them, sent as the subprotocol `pgwire-bridge.token.<token>` (not in the URL). */
   token?: string;
 }
@@ -74,6 +81,7 @@ const OPEN = 1;
 const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
 const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const DRAIN_POLL_MS = 5;
+const DEFAULT_KEEPALIVE_MS = 30_000;
 
 /** Node's Buffer, or a browser copy of it (the `buffer` package): what drivers expect chunks to be. */
 export interface BufferClass {
@@ -104,6 +112,10 @@ export class Socket extends Emitter {
   private readonly webSocketOptions: object;
   private readonly askForFlowControl: boolean;
   private readonly token: string | undefined;
+  private readonly keepAliveMs: number;
+  private keepAliveTimer: ReturnType<typeof setInterval> | null = null;
+  /** Whether anything went to the bridge since the keepalive timer last looked. */
+  private sentRecently = false;
   /** Set once the bridge agreed to flow control. */
   private flowControl = false;
   private deliveredSinceAck = 0;
@@ -133,6 +145,7 @@ export class Socket extends Emitter {
     this.webSocketOptions = options.webSocketOptions ?? { perMessageDeflate: false };
     this.askForFlowControl = options.flowControl ?? true;
     this.token = options.token;
+    this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
@@ -231,6 +244,7 @@ export class Socket extends Emitter {
   private opened(protocol: string): void {
     this.connecting = false;
     this.flowControl = protocol === FLOW_CONTROL_PROTOCOL;
+    if (this.flowControl && this.keepAliveMs > 0) this.startKeepAlive();
     this.emit('connect');
     this.emit('ready');
     this.flush();
@@ -281,6 +295,7 @@ export class Socket extends Emitter {
   destroy(error?: Error): this {
     if (this.destroyed) return this;
     this.destroyed = true;
+    this.stopKeepAlive();
     this.writable = false;
     this.readable = false;
     this.pending = [];
@@ -359,6 +374,7 @@ export class Socket extends Emitter {
     while (this.pendingBytes > 0) {
       const size = Math.min(this.pendingBytes, this.maxMessageBytes);
       ws.send(this.takePending(size));
+      this.sentRecently = true;
       if (this.flowControl) this.inFlight += size;
     }
     const callbacks = this.pendingCallbacks;
@@ -430,10 +446,29 @@ export class Socket extends Emitter {
     this.deliveredSinceAck += bytes;
     if (this.deliveredSinceAck < FLOW_ACK_BYTES || this.ws?.readyState !== OPEN) return;
     this.ws.send(String(this.deliveredSinceAck));
+    this.sentRecently = true;
     this.deliveredSinceAck = 0;
   }
 
+  /** Every keepAliveMs, a keepalive unless something else went out meanwhile. */
+  private startKeepAlive(): void {
+    const timer = setInterval(() => {
+      if (this.ws?.readyState !== OPEN || this.destroyed) return this.stopKeepAlive();
+      if (!this.sentRecently) this.ws.send(KEEPALIVE);
+      this.sentRecently = false;
+    }, this.keepAliveMs);
+    // Node: the timer alone does not keep the process running.
+    (timer as { unref?: () => void }).unref?.();
+    this.keepAliveTimer = timer;
+  }
+
+  private stopKeepAlive(): void {
+    if (this.keepAliveTimer !== null) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = null;
+  }
+
   private onWebSocketClose(code: number): void {
+    this.stopKeepAlive();
     this.connecting = false;
     this.writable = false;
     if (this.destroyed) return;

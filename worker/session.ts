@@ -107,15 +107,15 @@ export class BridgeSession {
 
   private onClientMessage(data: ArrayBuffer | string): void {
     if (this.state === 'closed') return;
-    this.lastActivity = Date.now();
     if (typeof data === 'string') {
       this.onTextMessage(data);
       return;
     }
+    this.lastActivity = Date.now();
     for (const event of this.framer.push(new Uint8Array(data))) this.onFrontendEvent(event);
   }
 
-  /** Text messages carry flow-control acknowledgements, and nothing else. */
+  /** Text messages carry flow-control acknowledgements and keepalives, and nothing else. */
   private onTextMessage(text: string): void {
     if (!this.flowControl) {
       this.refuse(new BridgeError('TEXT_MESSAGE', 'the bridge accepts only binary WebSocket messages'));
@@ -126,6 +126,8 @@ export class BridgeSession {
       this.refuse(new BridgeError('INVALID_ACK', 'invalid flow-control acknowledgement'));
       return;
     }
+    if (bytes === 0) return; // a keepalive: the WebSocket is in use, the session not necessarily
+    this.lastActivity = Date.now();
     this.unacknowledged -= bytes;
     if (this.unacknowledged < FLOW_WINDOW_BYTES) this.openWindow();
   }

@@ -237,6 +237,35 @@ describe('client Socket', () => {
     expect(error.message).not.toContain('secret-token');
   });
 
+  it('sends a keepalive ("0") while nothing else goes out, only once flow control is agreed', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url, { keepAliveMs: 40 }).connect();
+    await once(socket, 'connect');
+    await until(() => messages.length >= 3);
+    expect(messages.slice(0, 3).map(String)).toEqual(['0', '0', '0']);
+    socket.destroy();
+
+    const plain = await server();
+    const withoutFlowControl = socketTo(plain.url, { keepAliveMs: 40, flowControl: false }).connect();
+    await once(withoutFlowControl, 'connect');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(plain.messages).toEqual([]);
+    withoutFlowControl.destroy();
+  });
+
+  it('sends no keepalive while data goes out anyway', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url, { keepAliveMs: 40 }).connect();
+    await once(socket, 'connect');
+    for (let i = 0; i < 20; i++) {
+      socket.write(Uint8Array.of(i));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await until(() => messages.length >= 20);
+    expect(messages.map(String)).not.toContain('0');
+    socket.destroy();
+  });
+
   it('says so when there is no WebSocket implementation', async () => {
     const global = globalThis as { WebSocket?: unknown };
     const saved = global.WebSocket;

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import type { Env } from '../../worker/config.js';
+import type { SocketOptions } from 'pgwire-bridge/client';
 import { bridgeClient, directClient, eventually, msUntilBackendGone, postgres } from '../support/clients.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
 
@@ -326,9 +327,9 @@ describe('startup policy', () => {
 });
 
 describe('limits', () => {
-  async function endedBy(bindings: Env, keepBusy: boolean) {
+  async function endedBy(bindings: Env, keepBusy: boolean, socket: Partial<SocketOptions> = {}) {
     const b = await bridge(bindings);
-    const client = bridgeClient(b.url);
+    const client = bridgeClient(b.url, {}, socket);
     const errors: Array<Error & { code?: string }> = [];
     client.on('error', (error) => errors.push(error));
     const ended = new Promise((resolve) => client.once('end', resolve));
@@ -377,6 +378,15 @@ describe('limits', () => {
       code: '57P05',
       message: 'terminating connection due to idle-session timeout',
     });
+  });
+
+  it('does not count keepalives as activity: a session that only keeps alive still ends idle', async () => {
+    const started = Date.now();
+    expect(await endedBy({ IDLE_TIMEOUT_MS: '600' }, false, { keepAliveMs: 50 })).toMatchObject({
+      code: '57P05',
+      message: 'terminating connection due to idle-session timeout',
+    });
+    expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it('ends a busy session at its maximum length with 57P01, and its backend is gone', async () => {

@@ -26,9 +26,16 @@ export const FLOW_WINDOW_BYTES = 4 * 1024 * 1024;
 /** How often (in bytes delivered) each side acknowledges: a quarter window keeps data flowing. */
 export const FLOW_ACK_BYTES = FLOW_WINDOW_BYTES / 4;
 
-const ACK = /^[1-9][0-9]{0,9}$/;
+/**
+ * "0", an acknowledgement of nothing, is the client's keepalive: Cloudflare closes a WebSocket
+ * after 100 s without traffic, and browsers cannot send ping frames. It is not activity: a
+ * session that only keeps alive is still idle.
+ */
+export const KEEPALIVE = '0';
 
-/** The byte count in an acknowledgement, or null when the text is not one. */
+const ACK = /^(0|[1-9][0-9]{0,9})$/;
+
+/** The byte count in an acknowledgement (0 for a keepalive), or null when the text is not one. */
 export function parseAck(text: string): number | null {
   return ACK.test(text) ? Number(text) : null;
 }
