@@ -15,18 +15,23 @@ interface Env {
 
 const ROWS = 50_000;
 
+/** The socket options for each way this app can reach the bridge (the `via` query parameter). */
+function waysToTheBridge(env: Env): Record<string, SocketOptions> {
+  return {
+    network: { url: env.BRIDGE_URL, fetch, token: env.TOKEN },
+    'network-without-token': { url: env.BRIDGE_URL, fetch },
+    binding: { url: 'ws://bridge.internal/v1', fetch: env.BRIDGE.fetch.bind(env.BRIDGE) },
+    // The global WebSocket, as in browsers.
+    constructor: { url: env.BRIDGE_URL, token: env.TOKEN },
+    nowhere: { url: 'ws://127.0.0.1:9/v1', fetch },
+  };
+}
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const { pathname, searchParams } = new URL(request.url);
-    const via = searchParams.get('via');
-    const socketOptions: SocketOptions =
-      via === 'binding'
-        ? { url: 'ws://bridge.internal/v1', fetch: env.BRIDGE.fetch.bind(env.BRIDGE) }
-        : via === 'nowhere'
-          ? { url: 'ws://127.0.0.1:9/v1', fetch }
-          : via === 'constructor'
-            ? { url: env.BRIDGE_URL, token: env.TOKEN } // the global WebSocket, as elsewhere
-            : { url: env.BRIDGE_URL, fetch, ...(via !== 'network-without-token' && env.TOKEN && { token: env.TOKEN }) };
+    const socketOptions = waysToTheBridge(env)[searchParams.get('via') ?? 'network'];
+    if (!socketOptions) return new Response('unknown way to the bridge', { status: 400 });
     try {
       if (pathname === '/pg') return Response.json(await withPg(env, socketOptions));
       if (pathname === '/postgres') return Response.json(await withPostgresJs(env, socketOptions));
