@@ -114,10 +114,8 @@ export function loadConfig(env: Env): BridgeConfig {
   else if (/[\s/]/.test(host)) problems.push('PG_HOST must be a host name or IP address');
 
   const port = integer(env.PG_PORT, 'PG_PORT', 5432, 1, 65535, problems);
-  const tls = env.PG_TLS ?? 'require';
-  if (tls !== 'require' && tls !== 'off') problems.push('PG_TLS must be "require" or "off"');
-  const flowControl = env.FLOW_CONTROL ?? 'offer';
-  if (flowControl !== 'offer' && flowControl !== 'require') problems.push('FLOW_CONTROL must be "offer" or "require"');
+  const tls = oneOf(env.PG_TLS, 'PG_TLS', ['require', 'off'], 'require', problems);
+  const flowControl = oneOf(env.FLOW_CONTROL, 'FLOW_CONTROL', ['offer', 'require'], 'offer', problems);
   const maxMessageBytes = integer(
     env.MAX_MESSAGE_BYTES,
     'MAX_MESSAGE_BYTES',
@@ -137,8 +135,7 @@ export function loadConfig(env: Env): BridgeConfig {
       problems.push(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com`);
     }
   }
-  const replication = (env.ALLOW_REPLICATION ?? 'false').trim();
-  if (replication !== 'true' && replication !== 'false') problems.push('ALLOW_REPLICATION must be "true" or "false"');
+  const replication = oneOf(env.ALLOW_REPLICATION?.trim(), 'ALLOW_REPLICATION', ['true', 'false'], 'false', problems);
 
   let jwt: JwtPolicy | null = null;
   const keys = [env.JWT_SECRET, env.JWT_PUBLIC_KEY, env.JWT_JWKS_URL].filter((k) => (k ?? '').trim() !== '');
@@ -183,8 +180,8 @@ export function loadConfig(env: Env): BridgeConfig {
     host,
     port,
     targets,
-    tls: tls as BridgeConfig['tls'],
-    flowControl: flowControl as BridgeConfig['flowControl'],
+    tls,
+    flowControl,
     maxMessageBytes,
     connectTimeoutMs,
     startupTimeoutMs,
@@ -200,6 +197,20 @@ export function loadConfig(env: Env): BridgeConfig {
   };
   parsed.set(env, config);
   return config;
+}
+
+/** One of `allowed`, `fallback` when unset; anything else is a problem. */
+function oneOf<T extends string>(
+  raw: string | undefined,
+  name: string,
+  allowed: readonly T[],
+  fallback: T,
+  problems: string[],
+): T {
+  if (raw === undefined) return fallback;
+  if ((allowed as readonly string[]).includes(raw)) return raw as T;
+  problems.push(`${name} must be ${allowed.map((value) => `"${value}"`).join(' or ')}`);
+  return fallback;
 }
 
 function integer(
