@@ -201,8 +201,7 @@ export class Socket extends Emitter {
       // The close event that follows carries the code; an error before open never opened.
       // Browsers say nothing more; `ws` says why (the HTTP status of a refused upgrade, say).
       if (this.connecting) {
-        const reason = typeof event?.message === 'string' ? `: ${withoutQueries(event.message)}` : '';
-        this.fail(new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}${reason}`, 'ECONNREFUSED'));
+        this.failToOpen(typeof event?.message === 'string' ? event.message : undefined);
       }
     });
   }
@@ -214,12 +213,7 @@ export class Socket extends Emitter {
         this.attach(webSocket);
         this.opened(protocol);
       },
-      (error: unknown) => {
-        const reason = withoutQueries(describeError(error));
-        this.fail(
-          new SocketError(`could not open a WebSocket to ${withoutQuery(this.url)}: ${reason}`, 'ECONNREFUSED'),
-        );
-      },
+      (error: unknown) => this.failToOpen(describeError(error)),
     );
   }
 
@@ -510,6 +504,13 @@ export class Socket extends Emitter {
     });
   }
 
+  /** The WebSocket never opened; `reason`, when the implementation gave one, says why. */
+  private failToOpen(reason?: string): void {
+    // A token in a query string must not end up in an error, nor in the logs errors go to.
+    const why = reason ? `: ${withoutQueries(reason)}` : '';
+    this.fail(new SocketError(`could not open a WebSocket to ${withoutQueries(this.url)}${why}`, 'ECONNREFUSED'));
+  }
+
   private failInvalidUrl(error: unknown): void {
     this.fail(new SocketError(`invalid bridge URL: ${String(error)}`, 'ERR_INVALID_URL'));
   }
@@ -543,13 +544,7 @@ function typeName(value: unknown): string {
   return Object.prototype.toString.call(value).slice(8, -1);
 }
 
-/** The URL for messages: a token in its query string must not end up in logs. */
-function withoutQuery(url: string): string {
-  const at = url.search(/[?#]/);
-  return at === -1 ? url : url.slice(0, at);
-}
-
-/** The same for every URL inside a message from elsewhere. */
+/** The text with every URL in it cut before its query string and fragment. */
 function withoutQueries(text: string): string {
   return text.replace(/([a-z]+:\/\/[^\s?#]*)[?#][^\s]*/gi, '$1');
 }
