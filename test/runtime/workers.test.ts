@@ -1,35 +1,22 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 import { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bridgeWorkerOptions, compatibilityDate, startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { postgres } from '../support/clients.js';
 import { readmeExample } from '../support/readme.js';
+import { bundleWithWrangler } from '../support/wrangler.js';
 
 const appDir = fileURLToPath(new URL('./worker-app/', import.meta.url));
 const SECRET = 'workers-test-secret-of-at-least-32-bytes';
 const AUDIENCE = 'pgwire-bridge-workers-test';
 
-/** An application Worker (a directory with its wrangler.toml), bundled by wrangler as its author would deploy it. */
-async function bundleApp(dir = appDir): Promise<string> {
-  const outdir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-app-'));
-  try {
-    await promisify(execFile)('npx', ['wrangler', 'deploy', '--dry-run', '--outdir', outdir], {
-      cwd: dir,
-      env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-    });
-    return await readFile(join(outdir, 'index.js'), 'utf8');
-  } finally {
-    await rm(outdir, { recursive: true, force: true });
-  }
-}
+/** An application Worker (a directory with its wrangler.toml), bundled as its author would deploy it. */
+const bundleApp = async (dir = appDir) => (await bundleWithWrangler(dir)).script;
 
 describe('a Worker that imports the shim and a driver, in workerd', () => {
   let app: Miniflare;
