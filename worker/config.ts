@@ -26,8 +26,21 @@ export interface Env {
   JWT_USER_CLAIM?: string;
   JWT_ROLE_CLAIM?: string;
   PG_CREDENTIALS?: string;
+  IDLE_IN_TRANSACTION_TIMEOUT_MS?: string;
+  LOGIN_TIMEOUT_MS?: string;
+  TOKEN_EXPIRY_GRACE_MS?: string;
+  MAX_SESSIONS?: string;
+  MAX_LOGINS_IN_PROGRESS?: string;
+  ISOLATE_BUDGET_BYTES?: string;
   /** Workers Analytics Engine dataset for per-session counters, when bound. */
   METRICS?: MetricsDataset;
+  /** Workers Rate Limiting binding (`[[ratelimits]]`), checked at every upgrade when bound. */
+  RATE_LIMITER?: RateLimiter;
+}
+
+/** The one method of a Workers Rate Limiting binding the bridge uses. */
+export interface RateLimiter {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
 }
 
 /** The one method of a Workers Analytics Engine dataset the bridge uses. */
@@ -68,8 +81,26 @@ export interface BridgeConfig {
   readonly connectTimeoutMs: number;
   /** Time from the upgrade to a complete StartupMessage (or CancelRequest). */
   readonly startupTimeoutMs: number;
-  /** No traffic either way for this long ends the session (0: never). */
+  /**
+   * PostgreSQL said ReadyForQuery (idle, not in a transaction) and the client has sent nothing
+   * since, for this long: the session ends, as with idle_session_timeout (0: never).
+   */
   readonly idleTimeoutMs: number;
+  /** The same inside a transaction (ReadyForQuery `T` or `E`), as idle_in_transaction_session_timeout (0: never). */
+  readonly idleInTransactionTimeoutMs: number;
+  /** From the StartupMessage to the first ReadyForQuery: authentication may take no longer. */
+  readonly loginTimeoutMs: number;
+  /** How long a session outlives its token's `exp` (0: it ends when the token expires). */
+  readonly tokenExpiryGraceMs: number;
+  /** Sessions this isolate serves at once; more are refused with 53300 before any TCP. */
+  readonly maxSessions: number;
+  /** Sessions of this isolate that have opened TCP and not finished logging in; more are refused with 53300. */
+  readonly maxLoginsInProgress: number;
+  /**
+   * Bytes all sessions of this isolate may hold in flight together (both directions); at the
+   * budget, new sessions are refused with 53300 and existing ones stop taking more.
+   */
+  readonly isolateBudgetBytes: number;
   /** Sessions end after this long (0: never). */
   readonly maxSessionMs: number;
   /** Browser origins allowed to open a session; requests without an Origin header are not browsers. */
@@ -86,6 +117,14 @@ export interface BridgeConfig {
   /** The token claim that picks the role from `credentials` (JWT_ROLE_CLAIM). */
   readonly roleClaim: string | null;
 }
+
+/**
+ * Defaults sized for Cloudflare's 128 MB isolate (the arithmetic is in README.md, "Limits"):
+ * sessions at their caps hold at most ISOLATE_BUDGET_BYTES of PostgreSQL bytes together.
+ */
+export const DEFAULT_MAX_SESSIONS = 256;
+export const DEFAULT_MAX_LOGINS_IN_PROGRESS = 32;
+export const DEFAULT_ISOLATE_BUDGET_BYTES = 48 * 1024 * 1024;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -115,7 +154,7 @@ export function loadConfig(env: Env): BridgeConfig {
 
   const port = integer(env.PG_PORT, 'PG_PORT', 5432, 1, 65535, problems);
   const tls = oneOf(env.PG_TLS, 'PG_TLS', ['require', 'off'], 'require', problems);
-  const flowControl = oneOf(env.FLOW_CONTROL, 'FLOW_CONTROL', ['offer', 'require'], 'offer', problems);
+  const flowControl = oneOf(env.FLOW_CONTROL, 'FLOW_CONTROL', ['offer', 'require'], 'require', problems);
   const maxMessageBytes = integer(
     env.MAX_MESSAGE_BYTES,
     'MAX_MESSAGE_BYTES',
@@ -128,6 +167,33 @@ export function loadConfig(env: Env): BridgeConfig {
   const startupTimeoutMs = integer(env.STARTUP_TIMEOUT_MS, 'STARTUP_TIMEOUT_MS', 10000, 1, 600000, problems);
   const idleTimeoutMs = integer(env.IDLE_TIMEOUT_MS, 'IDLE_TIMEOUT_MS', 900_000, 0, 86_400_000, problems);
   const maxSessionMs = integer(env.MAX_SESSION_MS, 'MAX_SESSION_MS', 86_400_000, 0, 604_800_000, problems);
+  const idleInTransactionTimeoutMs = integer(
+    env.IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    'IDLE_IN_TRANSACTION_TIMEOUT_MS',
+    300_000,
+    0,
+    86_400_000,
+    problems,
+  );
+  const loginTimeoutMs = integer(env.LOGIN_TIMEOUT_MS, 'LOGIN_TIMEOUT_MS', 15_000, 1, 600_000, problems);
+  const tokenExpiryGraceMs = integer(env.TOKEN_EXPIRY_GRACE_MS, 'TOKEN_EXPIRY_GRACE_MS', 0, 0, 86_400_000, problems);
+  const maxSessions = integer(env.MAX_SESSIONS, 'MAX_SESSIONS', DEFAULT_MAX_SESSIONS, 1, 100_000, problems);
+  const maxLoginsInProgress = integer(
+    env.MAX_LOGINS_IN_PROGRESS,
+    'MAX_LOGINS_IN_PROGRESS',
+    DEFAULT_MAX_LOGINS_IN_PROGRESS,
+    1,
+    100_000,
+    problems,
+  );
+  const isolateBudgetBytes = integer(
+    env.ISOLATE_BUDGET_BYTES,
+    'ISOLATE_BUDGET_BYTES',
+    DEFAULT_ISOLATE_BUDGET_BYTES,
+    1024 * 1024,
+    1024 * 1024 * 1024,
+    problems,
+  );
 
   const origins = (env.ALLOWED_ORIGINS ?? '').trim();
   for (const origin of origins.split(',').map((o) => o.trim())) {
@@ -186,6 +252,12 @@ export function loadConfig(env: Env): BridgeConfig {
     connectTimeoutMs,
     startupTimeoutMs,
     idleTimeoutMs,
+    idleInTransactionTimeoutMs,
+    loginTimeoutMs,
+    tokenExpiryGraceMs,
+    maxSessions,
+    maxLoginsInProgress,
+    isolateBudgetBytes,
     maxSessionMs,
     allowedOrigin: compilePatterns(origins),
     allowedUser: compilePatterns(env.ALLOWED_USERS ?? '*'),

@@ -68,6 +68,29 @@ export const enum BackendType {
   ParameterStatus = 0x53, // S
   PortalSuspended = 0x73, // s
   ReadyForQuery = 0x5a, // Z
+  BackendKeyData = 0x4b, // K
+  NegotiateProtocolVersion = 0x76, // v
+}
+
+/** The transaction status in ReadyForQuery. */
+export const enum TransactionStatus {
+  Idle = 0x49, // I
+  InTransaction = 0x54, // T
+  Failed = 0x45, // E
+}
+
+/** Authentication request codes (the Int32 after 'R'; protocol-message-formats). */
+export const enum AuthCode {
+  Ok = 0,
+  KerberosV5 = 2,
+  CleartextPassword = 3,
+  MD5Password = 5,
+  GSS = 7,
+  GSSContinue = 8,
+  SSPI = 9,
+  SASL = 10,
+  SASLContinue = 11,
+  SASLFinal = 12,
 }
 
 /** The one-byte answers to SSLRequest / GSSENCRequest. */
@@ -91,9 +114,12 @@ export const SqlState = {
   SqlclientUnableToEstablishSqlconnection: '08001',
   ConnectionFailure: '08006',
   InvalidAuthorizationSpecification: '28000',
+  TooManyConnections: '53300',
   ConfigurationLimitExceeded: '53400',
   AdminShutdown: '57P01',
   IdleSessionTimeout: '57P05',
+  IdleInTransactionSessionTimeout: '25P03',
+  InternalError: 'XX000',
 } as const;
 export type SqlState = (typeof SqlState)[keyof typeof SqlState];
 
@@ -105,6 +131,7 @@ export const CloseCode = {
   PolicyViolation: 1008,
   MessageTooBig: 1009,
   InternalError: 1011,
+  TryAgainLater: 1013,
   BadGateway: 1014,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -23,7 +23,20 @@ export type BridgeErrorCode =
   | 'DATABASE_NOT_ALLOWED'
   | 'REPLICATION_NOT_ALLOWED'
   | 'IDLE_TIMEOUT'
-  | 'SESSION_TOO_LONG';
+  | 'IDLE_IN_TRANSACTION_TIMEOUT'
+  | 'SESSION_TOO_LONG'
+  | 'LOGIN_TIMEOUT'
+  | 'FLOW_WINDOW_EXCEEDED'
+  | 'QUEUE_LIMIT_EXCEEDED'
+  | 'TOO_MANY_SESSIONS'
+  | 'TOO_MANY_LOGINS'
+  | 'ISOLATE_BUDGET_EXHAUSTED'
+  | 'TOKEN_EXPIRED'
+  | 'SERVER_AUTH_INCOMPLETE'
+  | 'SERVER_SCRAM_ITERATIONS'
+  | 'CREDENTIAL_NOT_FOR_TARGET'
+  | 'INVALID_STARTUP_ENCODING'
+  | 'INTERNAL_ERROR';
 
 interface ErrorKind {
   readonly sqlState: SqlState;
@@ -34,6 +47,7 @@ const kind = (sqlState: SqlState, closeCode: CloseCode): ErrorKind => ({ sqlStat
 const VIOLATION = kind(SqlState.ProtocolViolation, CloseCode.ProtocolError);
 const UNSUPPORTED = kind(SqlState.FeatureNotSupported, CloseCode.ProtocolError);
 const NOT_AUTHORIZED = kind(SqlState.InvalidAuthorizationSpecification, CloseCode.PolicyViolation);
+const TOO_MANY = kind(SqlState.TooManyConnections, CloseCode.TryAgainLater);
 const CANNOT_CONNECT = kind(SqlState.SqlclientUnableToEstablishSqlconnection, CloseCode.BadGateway);
 
 const KINDS: Record<BridgeErrorCode, ErrorKind> = {
@@ -58,7 +72,20 @@ const KINDS: Record<BridgeErrorCode, ErrorKind> = {
   DATABASE_NOT_ALLOWED: NOT_AUTHORIZED,
   REPLICATION_NOT_ALLOWED: NOT_AUTHORIZED,
   IDLE_TIMEOUT: kind(SqlState.IdleSessionTimeout, CloseCode.GoingAway),
+  IDLE_IN_TRANSACTION_TIMEOUT: kind(SqlState.IdleInTransactionSessionTimeout, CloseCode.GoingAway),
   SESSION_TOO_LONG: kind(SqlState.AdminShutdown, CloseCode.GoingAway),
+  LOGIN_TIMEOUT: kind(SqlState.ConnectionFailure, CloseCode.GoingAway),
+  FLOW_WINDOW_EXCEEDED: VIOLATION,
+  QUEUE_LIMIT_EXCEEDED: kind(SqlState.ConfigurationLimitExceeded, CloseCode.PolicyViolation),
+  TOO_MANY_SESSIONS: TOO_MANY,
+  TOO_MANY_LOGINS: TOO_MANY,
+  ISOLATE_BUDGET_EXHAUSTED: TOO_MANY,
+  TOKEN_EXPIRED: kind(SqlState.InvalidAuthorizationSpecification, CloseCode.GoingAway),
+  SERVER_AUTH_INCOMPLETE: CANNOT_CONNECT,
+  SERVER_SCRAM_ITERATIONS: CANNOT_CONNECT,
+  CREDENTIAL_NOT_FOR_TARGET: NOT_AUTHORIZED,
+  INVALID_STARTUP_ENCODING: VIOLATION,
+  INTERNAL_ERROR: kind(SqlState.InternalError, CloseCode.InternalError),
 };
 
 /**
