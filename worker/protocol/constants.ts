@@ -135,3 +135,14 @@ export const CloseCode = {
   BadGateway: 1014,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/**
+ * Largest messages a server may send while a login is in progress, counting the length bytes
+ * (libpq's checks in PQconnectPoll): authentication requests and NegotiateProtocolVersion are
+ * small, an ErrorResponse a little larger (MAX_ERRLEN).
+ */
+export const MAX_AUTH_REQUEST_LENGTH = 2000;
+export const MAX_ERRLEN = 30000;
+
+/** Names are truncated to NAMEDATALEN - 1 bytes (pg_config_manual.h), the startup packet's user and database too. */
+export const NAMEDATALEN = 64;

@@ -4,12 +4,34 @@
  * messages (PostgreSQL takes the user from the StartupMessage). WebCrypto only; no I/O.
  */
 
+import { saslprep } from './saslprep.js';
+
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export class ScramError extends Error {}
+/** Why the server's side of the exchange was not accepted. */
+export type ScramFault = 'malformed' | 'nonce' | 'iterations' | 'signature';
+
+export class ScramError extends Error {
+  constructor(
+    readonly fault: ScramFault,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ScramError';
+  }
+}
+
+/** The iteration counts a client will hash with; any other count is refused before hashing. */
+export interface IterationRange {
+  readonly minIterations: number;
+  readonly maxIterations: number;
+}
+
+/** PostgreSQL's default scram_iterations; nothing stronger can be asked of a server by default. */
+export const POSTGRES_DEFAULT_ITERATIONS = 4096;
 
 export interface ScramClient {
   /** The client-first-message, for SASLInitialResponse. */
@@ -20,10 +42,17 @@ export interface ScramClient {
   verify(serverFinal: string): Promise<void>;
 }
 
-/** `user` stays empty for PostgreSQL; `nonce` is random unless a test fixes it. */
+/**
+ * `password` is prepared with SASLprep as PostgreSQL prepares it; `user` stays empty for
+ * PostgreSQL; `nonce` is random unless a test fixes it.
+ */
 export function startScram(
   password: string,
-  { user = '', nonce = crypto.getRandomValues(new Uint8Array(18)) }: { user?: string; nonce?: Uint8Array } = {},
+  {
+    user = '',
+    nonce = crypto.getRandomValues(new Uint8Array(18)),
+    iterations: range = { minIterations: 1, maxIterations: Number.MAX_SAFE_INTEGER },
+  }: { user?: string; nonce?: Uint8Array; iterations?: IterationRange } = {},
 ): ScramClient {
   const clientNonce = base64(nonce);
   const clientFirstBare = `n=${user},r=${clientNonce}`;
@@ -32,16 +61,16 @@ export function startScram(
   return {
     clientFirst: `n,,${clientFirstBare}`,
     async respond(serverFirst) {
-      const attrs = attributes(serverFirst);
-      const serverNonce = attrs.get('r');
-      const salt = attrs.get('s');
-      const iterations = Number(attrs.get('i'));
-      if (!serverNonce || !serverNonce.startsWith(clientNonce) || serverNonce.length === clientNonce.length) {
-        throw new ScramError('server nonce does not extend the client nonce');
+      if (expectedServerSignature) throw new ScramError('malformed', 'a second server-first-message');
+      const { serverNonce, salt, iterations } = parseServerFirst(serverFirst);
+      if (!serverNonce.startsWith(clientNonce) || serverNonce.length === clientNonce.length) {
+        throw new ScramError('nonce', 'server nonce does not extend the client nonce');
       }
-      if (!salt || !Number.isInteger(iterations) || iterations < 1)
-        throw new ScramError('malformed server-first-message');
-      const salted = await pbkdf2(password, unbase64(salt), iterations);
+      // Checked before any hashing: PBKDF2 holds the thread every session shares.
+      if (iterations < range.minIterations || iterations > range.maxIterations) {
+        throw new ScramError('iterations', `the server asks for ${iterations} iterations`);
+      }
+      const salted = await pbkdf2(saslprep(password), salt, iterations);
       const clientKey = await hmac(salted, 'Client Key');
       const storedKey = new Uint8Array(await crypto.subtle.digest('SHA-256', clientKey));
       const withoutProof = `c=biws,r=${serverNonce}`;
@@ -52,16 +81,26 @@ export function startScram(
       return `${withoutProof},p=${base64(proof)}`;
     },
     async verify(serverFinal) {
-      const signature = attributes(serverFinal).get('v');
+      // server-final-message = "v=" base64 (an "e=" error or extensions are not accepted).
+      const signature = /^v=([A-Za-z0-9+/]+={0,2})$/.exec(serverFinal)?.[1];
       if (!expectedServerSignature || !signature || !constantTimeEqual(unbase64(signature), expectedServerSignature)) {
-        throw new ScramError('server signature does not match');
+        throw new ScramError('signature', 'server signature does not match');
       }
     },
   };
 }
 
-function attributes(message: string): Map<string, string> {
-  return new Map(message.split(',').map((part) => [part.slice(0, 1), part.slice(2)]));
+/**
+ * server-first-message (RFC 5802, section 7) as PostgreSQL sends it: `r=`, `s=`, `i=` and nothing
+ * else. A mandatory extension (`m=`) or anything unexpected is refused.
+ */
+const SERVER_FIRST =
+  /^r=([\x21-\x2b\x2d-\x7e]+),s=((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?),i=([1-9][0-9]{0,9})$/;
+
+function parseServerFirst(message: string): { serverNonce: string; salt: Uint8Array<ArrayBuffer>; iterations: number } {
+  const match = SERVER_FIRST.exec(message);
+  if (!match || match[2] === '') throw new ScramError('malformed', 'malformed server-first-message');
+  return { serverNonce: match[1]!, salt: unbase64(match[2]!), iterations: Number(match[3]) };
 }
 
 async function pbkdf2(
