@@ -1,6 +1,7 @@
 import { compilePatterns } from './policy/patterns.js';
-import { parseTargets, type TargetEntry } from './policy/targets.js';
+import { canonicalHost, chooseTarget, parseTargets, type Target, type TargetEntry } from './policy/targets.js';
 import { MIN_FRAME_LENGTH, PQ_LARGE_MESSAGE_LIMIT } from './protocol/constants.js';
+import { POSTGRES_DEFAULT_ITERATIONS, type IterationRange } from './protocol/scram.js';
 
 /** The Worker's bindings: vars in wrangler.toml or secrets (`wrangler secret put`). */
 export interface Env {
@@ -26,6 +27,8 @@ export interface Env {
   JWT_USER_CLAIM?: string;
   JWT_ROLE_CLAIM?: string;
   PG_CREDENTIALS?: string;
+  SCRAM_MIN_ITERATIONS?: string;
+  SCRAM_MAX_ITERATIONS?: string;
   IDLE_IN_TRANSACTION_TIMEOUT_MS?: string;
   LOGIN_TIMEOUT_MS?: string;
   TOKEN_EXPIRY_GRACE_MS?: string;
@@ -110,13 +113,34 @@ export interface BridgeConfig {
   readonly allowReplication: boolean;
   readonly jwt: JwtPolicy | null;
   /**
-   * Edge-held credentials (PG_CREDENTIALS): database role → password. When set, the bridge logs
-   * in to PostgreSQL itself and clients never see a password; null otherwise.
+   * Edge-held credentials (PG_CREDENTIALS): database role → its password and the servers it may
+   * be used with. When set, the bridge logs in to PostgreSQL itself and clients never see a
+   * password; null otherwise.
    */
-  readonly credentials: ReadonlyMap<string, string> | null;
+  readonly credentials: ReadonlyMap<string, EdgeCredential> | null;
+  /** The SCRAM iteration counts the bridge hashes with when it logs in; others are refused unhashed. */
+  readonly scramIterations: IterationRange;
   /** The token claim that picks the role from `credentials` (JWT_ROLE_CLAIM). */
   readonly roleClaim: string | null;
 }
+
+/** A password the bridge holds for one role, and the only servers it is ever sent to (as SCRAM proof). */
+export interface EdgeCredential {
+  readonly password: string;
+  /** Canonical hosts (see canonicalHost) with their ports. */
+  readonly targets: readonly Target[];
+}
+
+/**
+ * SCRAM iteration counts accepted by default: from PostgreSQL's default (a server asking for
+ * fewer is weaker than any default install) to a count whose PBKDF2 holds the Worker's thread for
+ * about 15 ms (README.md, "Security model", has the measurements).
+ */
+export const DEFAULT_SCRAM_ITERATIONS: IterationRange = {
+  minIterations: POSTGRES_DEFAULT_ITERATIONS,
+  maxIterations: 100_000,
+};
+const MAX_SCRAM_ITERATIONS = 10_000_000;
 
 /**
  * Defaults sized for Cloudflare's 128 MB isolate (the arithmetic is in README.md, "Limits"):
@@ -222,24 +246,31 @@ export function loadConfig(env: Env): BridgeConfig {
     };
   }
 
-  let credentials: Map<string, string> | null = null;
-  if ((env.PG_CREDENTIALS ?? '').trim() !== '') {
-    try {
-      const parsedCredentials: unknown = JSON.parse(env.PG_CREDENTIALS!);
-      if (typeof parsedCredentials !== 'object' || parsedCredentials === null || Array.isArray(parsedCredentials))
-        throw new Error();
-      const entries = Object.entries(parsedCredentials);
-      if (entries.length === 0 || !entries.every(([role, pw]) => role !== '' && typeof pw === 'string' && pw !== ''))
-        throw new Error();
-      credentials = new Map(entries as Array<[string, string]>);
-    } catch {
-      problems.push('PG_CREDENTIALS must be a JSON object of role names to passwords');
-    }
+  const fixedTarget = targets === null ? { host: canonicalHost(host) ?? host.toLowerCase(), port } : null;
+  const credentials = parseCredentials(env.PG_CREDENTIALS, targets, fixedTarget, problems);
+  if (credentials !== null) {
     if (jwt === null) problems.push('PG_CREDENTIALS needs token checks (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)');
-    if (credentials && credentials.size > 1 && !env.JWT_ROLE_CLAIM) {
+    if (credentials.size > 1 && !env.JWT_ROLE_CLAIM) {
       problems.push('JWT_ROLE_CLAIM is required when PG_CREDENTIALS holds more than one role');
     }
   }
+  const minIterations = integer(
+    env.SCRAM_MIN_ITERATIONS,
+    'SCRAM_MIN_ITERATIONS',
+    DEFAULT_SCRAM_ITERATIONS.minIterations,
+    1,
+    MAX_SCRAM_ITERATIONS,
+    problems,
+  );
+  const maxIterations = integer(
+    env.SCRAM_MAX_ITERATIONS,
+    'SCRAM_MAX_ITERATIONS',
+    DEFAULT_SCRAM_ITERATIONS.maxIterations,
+    1,
+    MAX_SCRAM_ITERATIONS,
+    problems,
+  );
+  if (minIterations > maxIterations) problems.push('SCRAM_MIN_ITERATIONS must not be above SCRAM_MAX_ITERATIONS');
 
   if (problems.length > 0) throw new ConfigError(problems);
   const config: BridgeConfig = {
@@ -265,10 +296,98 @@ export function loadConfig(env: Env): BridgeConfig {
     allowReplication: replication === 'true',
     jwt,
     credentials,
+    scramIterations: { minIterations, maxIterations },
     roleClaim: env.JWT_ROLE_CLAIM?.trim() || null,
   };
   parsed.set(env, config);
   return config;
+}
+
+const CREDENTIALS_SHAPE =
+  'PG_CREDENTIALS must be a JSON object like {"role": {"password": "…", "targets": ["host:port"]}}';
+
+/**
+ * PG_CREDENTIALS: each role's password and the targets it may be sent to. With a fixed PG_HOST,
+ * a role may give just its password (the older shape) and is bound to that host; with PG_TARGETS,
+ * every role must name its targets, each one the allowlist admits.
+ */
+function parseCredentials(
+  raw: string | undefined,
+  targets: readonly TargetEntry[] | null,
+  fixedTarget: Target | null,
+  problems: string[],
+): Map<string, EdgeCredential> | null {
+  if ((raw ?? '').trim() === '') return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw!);
+  } catch {
+    parsed = null;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || Object.keys(parsed).length === 0) {
+    problems.push(CREDENTIALS_SHAPE);
+    return null;
+  }
+  const credentials = new Map<string, EdgeCredential>();
+  for (const [role, entry] of Object.entries(parsed)) {
+    const where = `PG_CREDENTIALS: role "${role}"`;
+    const given: { password?: unknown; targets?: unknown } =
+      typeof entry === 'string' ? { password: entry } : typeof entry === 'object' && entry !== null ? entry : {};
+    const unknownKeys = Object.keys(given).filter((key) => key !== 'password' && key !== 'targets');
+    const { password } = given;
+    if (role === '' || typeof password !== 'string' || password === '' || unknownKeys.length > 0) {
+      problems.push(CREDENTIALS_SHAPE);
+      continue;
+    }
+    // PostgreSQL hashes the password's UTF-8 bytes; a lone surrogate or NUL has none it could match.
+    if (/[\uD800-\uDFFF\0]/u.test(password)) {
+      problems.push(`${where}: the password must be text without NUL characters`);
+      continue;
+    }
+    const bound = credentialTargets(role, given.targets, targets, fixedTarget, problems);
+    if (bound) credentials.set(role, { password, targets: bound });
+  }
+  return credentials;
+}
+
+function credentialTargets(
+  role: string,
+  given: unknown,
+  targets: readonly TargetEntry[] | null,
+  fixedTarget: Target | null,
+  problems: string[],
+): Target[] | null {
+  const where = `PG_CREDENTIALS: role "${role}"`;
+  if (given === undefined) {
+    if (fixedTarget) return [fixedTarget];
+    problems.push(
+      `${where} must name its targets when PG_TARGETS is set: {"${role}": {"password": "…", "targets": ["host:port"]}}`,
+    );
+    return null;
+  }
+  if (!Array.isArray(given) || given.length === 0 || !given.every((t) => typeof t === 'string')) {
+    problems.push(`${where}: "targets" must be a non-empty list of "host:port"`);
+    return null;
+  }
+  const bound: Target[] = [];
+  for (const text of given as string[]) {
+    const match = /^(.+):(\d{1,5})$/.exec(text.trim());
+    const host = match ? canonicalHost(match[1]!) : null;
+    const port = Number(match?.[2]);
+    if (!match || host === null || host.startsWith('*') || port < 1 || port > 65535) {
+      problems.push(`${where}: target "${text}" is not host:port (without wildcards)`);
+      continue;
+    }
+    const reachable = targets
+      ? typeof chooseTarget(targets, host, String(port)) !== 'string'
+      : fixedTarget!.host === host && fixedTarget!.port === port;
+    if (!reachable) {
+      problems.push(`${where}: target "${text}" is not one this bridge connects to (PG_HOST or PG_TARGETS)`);
+      continue;
+    }
+    bound.push({ host, port });
+  }
+  return bound.length === given.length ? bound : null;
 }
 
 /** One of `allowed`, `fallback` when unset; anything else is a problem. */

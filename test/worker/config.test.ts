@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../worker/config.js';
+import { ConfigError, loadConfig, type Env } from '../../worker/config.js';
 
 describe('loadConfig', () => {
   it('applies the documented defaults', () => {
@@ -100,7 +100,9 @@ describe('loadConfig', () => {
   it('takes edge-held credentials only together with token checks, and a role claim for several roles', () => {
     const jwt = { JWT_SECRET: 'x'.repeat(32), JWT_AUDIENCE: 'a' };
     const one = loadConfig({ PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '{"app":"pw"}' });
-    expect([...one.credentials!.entries()]).toEqual([['app', 'pw']]);
+    expect([...one.credentials!.entries()]).toEqual([
+      ['app', { password: 'pw', targets: [{ host: 'h', port: 5432 }] }],
+    ]);
     expect(one.roleClaim).toBeNull();
     for (const bad of [
       { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"pw"}' },
@@ -110,6 +112,88 @@ describe('loadConfig', () => {
       { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: 'not json' },
     ]) {
       expect(() => loadConfig(bad)).toThrow(ConfigError);
+    }
+  });
+
+  describe('PG_CREDENTIALS binds each password to its servers', () => {
+    const jwt = { JWT_SECRET: 'x'.repeat(32), JWT_AUDIENCE: 'a', JWT_ROLE_CLAIM: 'role' };
+    const problems = (env: Env) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+
+    it('binds the older shape to a fixed PG_HOST, and the new shape to the targets it names', () => {
+      const fixed = loadConfig({ PG_HOST: 'DB.internal', PG_PORT: '6432', ...jwt, PG_CREDENTIALS: '{"app":"pw"}' });
+      expect(fixed.credentials!.get('app')).toEqual({ password: 'pw', targets: [{ host: 'db.internal', port: 6432 }] });
+      const named = loadConfig({
+        PG_TARGETS: 'db1.internal:5432, *.replicas.internal:5432',
+        ...jwt,
+        PG_CREDENTIALS: JSON.stringify({
+          writer: { password: 'w', targets: ['db1.internal:5432'] },
+          reader: { password: 'r', targets: ['a.replicas.internal:5432', 'DB1.internal:5432'] },
+        }),
+      });
+      expect(named.credentials!.get('reader')!.targets).toEqual([
+        { host: 'a.replicas.internal', port: 5432 },
+        { host: 'db1.internal', port: 5432 },
+      ]);
+      const newShapeFixed = loadConfig({
+        PG_HOST: 'db1.internal',
+        ...jwt,
+        PG_CREDENTIALS: '{"app":{"password":"pw"}}',
+      });
+      expect(newShapeFixed.credentials!.get('app')!.targets).toEqual([{ host: 'db1.internal', port: 5432 }]);
+    });
+
+    it.each([
+      ['the older shape with PG_TARGETS', { PG_TARGETS: 'db1.internal:5432', PG_CREDENTIALS: '{"app":"pw"}' }],
+      ['no targets with PG_TARGETS', { PG_TARGETS: 'db1.internal:5432', PG_CREDENTIALS: '{"app":{"password":"pw"}}' }],
+      [
+        'a target PG_TARGETS does not allow',
+        {
+          PG_TARGETS: 'db1.internal:5432',
+          PG_CREDENTIALS: '{"app":{"password":"pw","targets":["db2.internal:5432"]}}',
+        },
+      ],
+      [
+        'a target other than PG_HOST',
+        { PG_HOST: 'db1.internal', PG_CREDENTIALS: '{"app":{"password":"pw","targets":["db1.internal:6432"]}}' },
+      ],
+      [
+        'a wildcard target',
+        {
+          PG_TARGETS: '*.replicas.internal:5432',
+          PG_CREDENTIALS: '{"app":{"password":"pw","targets":["*.replicas.internal:5432"]}}',
+        },
+      ],
+      ['an empty target list', { PG_HOST: 'h', PG_CREDENTIALS: '{"app":{"password":"pw","targets":[]}}' }],
+      ['a misspelt key', { PG_HOST: 'h', PG_CREDENTIALS: '{"app":{"password":"pw","target":["h:5432"]}}' }],
+      ['a password with a lone surrogate', { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"pw\\ud800"}' }],
+      ['a password with NUL', { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"p\\u0000w"}' }],
+    ])('refuses %s', (_, env) => {
+      expect(problems({ ...jwt, ...env } as Env)).toEqual([expect.stringMatching(/^PG_CREDENTIALS/)]);
+    });
+
+    it('says how to write the new shape when PG_TARGETS is set', () => {
+      const [problem] = problems({ ...jwt, PG_TARGETS: 'db1.internal:5432', PG_CREDENTIALS: '{"app":"pw"}' });
+      expect(problem).toContain('{"app": {"password": "…", "targets": ["host:port"]}}');
+    });
+  });
+
+  it('takes a SCRAM iteration range, 4096 to 100000 by default', () => {
+    expect(loadConfig({ PG_HOST: 'h' }).scramIterations).toEqual({ minIterations: 4096, maxIterations: 100_000 });
+    const wide = loadConfig({ PG_HOST: 'h', SCRAM_MIN_ITERATIONS: '10000', SCRAM_MAX_ITERATIONS: '600000' });
+    expect(wide.scramIterations).toEqual({ minIterations: 10_000, maxIterations: 600_000 });
+    for (const bad of [
+      { SCRAM_MIN_ITERATIONS: '0' },
+      { SCRAM_MAX_ITERATIONS: '20000000' },
+      { SCRAM_MIN_ITERATIONS: '8192', SCRAM_MAX_ITERATIONS: '4096' },
+    ]) {
+      expect(() => loadConfig({ PG_HOST: 'h', ...bad })).toThrow(ConfigError);
     }
   });
 

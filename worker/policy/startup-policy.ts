@@ -1,6 +1,7 @@
 import type { BridgeConfig } from '../config.js';
 import { BridgeError } from '../protocol/errors.js';
 import type { StartupMessage } from '../protocol/startup.js';
+import { canonicalHost, type Target } from './targets.js';
 
 /** Token claims, when the client presented a verified token. */
 export type Claims = Readonly<Record<string, unknown>>;
@@ -43,21 +44,39 @@ export interface EdgeLogin {
 
 /**
  * With edge-held credentials, the role is the one the token's JWT_ROLE_CLAIM names, if
- * PG_CREDENTIALS has it, or else the only role there is; the client's own user is ignored.
- * Null without edge-held credentials.
+ * PG_CREDENTIALS has it, or else the only role there is; the client's own user is ignored. The
+ * credential is only for the targets it names: any other target is refused
+ * (CREDENTIAL_NOT_FOR_TARGET), so the bridge never proves the password to a server it was not
+ * meant for. Null without edge-held credentials.
  */
-export function chooseRole(config: BridgeConfig, claims: Claims | null): EdgeLogin | BridgeError | null {
+export function chooseRole(config: BridgeConfig, claims: Claims | null, target: Target): EdgeLogin | BridgeError | null;
+/** @deprecated Pass the session's target: `chooseRole(config, claims, target)`. */
+export function chooseRole(config: BridgeConfig, claims: Claims | null): EdgeLogin | BridgeError | null;
+export function chooseRole(
+  config: BridgeConfig,
+  claims: Claims | null,
+  target?: Target,
+): EdgeLogin | BridgeError | null {
   if (config.credentials === null) return null;
   let role: unknown = config.credentials.keys().next().value;
   if (config.roleClaim !== null) {
     role = claims?.[config.roleClaim];
     if (typeof role !== 'string') return new BridgeError('ROLE_NOT_ALLOWED', 'the token names no database role');
   }
-  const password = config.credentials.get(role as string);
-  if (password === undefined) {
+  const credential = config.credentials.get(role as string);
+  if (credential === undefined) {
     return new BridgeError('ROLE_NOT_ALLOWED', `role "${String(role)}" may not be used through this bridge`);
   }
-  return { role: role as string, password };
+  // Without a target from the caller, only a fixed PG_HOST is certain.
+  const to = target ?? (config.targets === null ? { host: config.host, port: config.port } : null);
+  const host = to && (canonicalHost(to.host) ?? to.host.toLowerCase());
+  if (!credential.targets.some((bound) => bound.host === host && bound.port === to?.port)) {
+    return new BridgeError(
+      'CREDENTIAL_NOT_FOR_TARGET',
+      `role "${String(role)}" may not be used with the database server this session asked for`,
+    );
+  }
+  return { role: role as string, password: credential.password };
 }
 
 /** The client's StartupMessage with the bridge's role in place of the client's user. */
