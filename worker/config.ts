@@ -1,6 +1,6 @@
 import { compilePatterns } from './policy/patterns.js';
 import { canonicalHost, chooseTarget, parseTargets, type Target, type TargetEntry } from './policy/targets.js';
-import { MIN_FRAME_LENGTH, PQ_LARGE_MESSAGE_LIMIT } from './protocol/constants.js';
+import { MIN_FRAME_LENGTH, NAMEDATALEN, PQ_LARGE_MESSAGE_LIMIT } from './protocol/constants.js';
 import { POSTGRES_DEFAULT_ITERATIONS, type IterationRange } from './protocol/scram.js';
 
 /** The Worker's bindings: vars in wrangler.toml or secrets (`wrangler secret put`). */
@@ -337,6 +337,10 @@ function parseCredentials(
     const { password } = given;
     if (role === '' || typeof password !== 'string' || password === '' || unknownKeys.length > 0) {
       problems.push(CREDENTIALS_SHAPE);
+      continue;
+    }
+    if (new TextEncoder().encode(role).length >= NAMEDATALEN) {
+      problems.push(`${where}: a role name has at most ${NAMEDATALEN - 1} bytes`);
       continue;
     }
     // PostgreSQL hashes the password's UTF-8 bytes; a lone surrogate or NUL has none it could match.

@@ -1,6 +1,6 @@
 import type { BridgeConfig } from '../config.js';
 import { BridgeError } from '../protocol/errors.js';
-import type { StartupMessage } from '../protocol/startup.js';
+import { postgresName, type StartupMessage } from '../protocol/startup.js';
 import { canonicalHost, type Target } from './targets.js';
 
 /** Token claims, when the client presented a verified token. */
@@ -84,7 +84,7 @@ export function withRole(message: StartupMessage, role: string): StartupMessage 
   return {
     ...message,
     user: role,
-    database: message.parameters.findLast(([name]) => name === 'database')?.[1] || role,
+    database: postgresName(message.parameters.findLast(([name]) => name === 'database')?.[1] || role),
     parameters: message.parameters.map(([name, value]) => [name, name === 'user' ? role : value] as const),
   };
 }

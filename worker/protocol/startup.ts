@@ -2,6 +2,7 @@ import {
   CANCEL_REQUEST_CODE,
   CANCEL_REQUEST_MAX_LENGTH,
   CANCEL_REQUEST_MIN_LENGTH,
+  NAMEDATALEN,
   NEGOTIATE_GSS_CODE,
   NEGOTIATE_SSL_CODE,
   PROTOCOL_MAJOR_SUPPORTED,
@@ -13,8 +14,11 @@ import { BridgeError } from './errors.js';
 export interface StartupMessage {
   readonly majorVersion: number;
   readonly minorVersion: number;
+  /** As sent (PostgreSQL truncates `user` and `database` itself). */
   readonly parameters: ReadonlyArray<readonly [name: string, value: string]>;
+  /** The role PostgreSQL will look up: the last `user`, truncated as PostgreSQL truncates it. */
   readonly user: string;
+  /** The database PostgreSQL will look up: the last non-empty `database` or else the user, truncated. */
   readonly database: string;
 }
 
@@ -30,7 +34,9 @@ export interface NegotiationState {
   readonly gssDone: boolean;
 }
 
-const decoder = new TextDecoder();
+/** Strict: bytes that are not UTF-8 are refused, and a leading BOM is kept, as PostgreSQL keeps it. */
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const encoder = new TextEncoder();
 
 /**
  * Decodes one complete startup-phase packet whose length (first 4 bytes) is already known to be
@@ -63,7 +69,30 @@ export function decodeStartupPacket(packet: Uint8Array, state: NegotiationState)
     throw new BridgeError('MISSING_USER', 'no PostgreSQL user name specified in startup packet');
   }
   const database = parameters.findLast(([name]) => name === 'database')?.[1] || user;
-  return { kind: 'startup-message', message: { majorVersion, minorVersion, parameters, user, database } };
+  return {
+    kind: 'startup-message',
+    message: { majorVersion, minorVersion, parameters, user: postgresName(user), database: postgresName(database) },
+  };
+}
+
+/**
+ * A user or database name as ProcessStartupPacket() leaves it: cut to NAMEDATALEN - 1 bytes,
+ * byte-wise (not at a character boundary, unlike identifiers in SQL). A cut inside a character
+ * leaves bytes that are not UTF-8 and can name no role or database of a UTF-8 server; it is
+ * refused rather than judged as some other name.
+ */
+export function postgresName(name: string): string {
+  const bytes = encoder.encode(name);
+  if (bytes.length < NAMEDATALEN) return name;
+  return decode(bytes.subarray(0, NAMEDATALEN - 1));
+}
+
+function decode(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new BridgeError('INVALID_STARTUP_ENCODING', 'invalid byte sequence for encoding "UTF8" in startup packet');
+  }
 }
 
 function expectBare(packet: Uint8Array, kind: 'ssl-request' | 'gssenc-request'): StartupPacket {
@@ -91,10 +120,7 @@ function decodeParameters(packet: Uint8Array): Array<[string, string]> {
     }
     const valueEnd = packet.indexOf(0, nameEnd + 1);
     if (valueEnd === -1) break;
-    parameters.push([
-      decoder.decode(packet.subarray(offset, nameEnd)),
-      decoder.decode(packet.subarray(nameEnd + 1, valueEnd)),
-    ]);
+    parameters.push([decode(packet.subarray(offset, nameEnd)), decode(packet.subarray(nameEnd + 1, valueEnd))]);
     offset = valueEnd + 1;
   }
   throw new BridgeError('INVALID_STARTUP_LAYOUT', 'invalid startup packet layout: expected terminator as last byte');
@@ -106,7 +132,6 @@ export function encodeStartupMessage(
   minorVersion: number,
   parameters: ReadonlyArray<readonly [string, string]>,
 ): Uint8Array {
-  const encoder = new TextEncoder();
   const pairs = parameters.flatMap(([name, value]) => [encoder.encode(name), encoder.encode(value)]);
   const length = 8 + pairs.reduce((n, bytes) => n + bytes.length + 1, 0) + 1;
   const out = new Uint8Array(length);
