@@ -1,4 +1,5 @@
 import { compilePatterns } from './policy/patterns.js';
+import { publicKeyShapeProblem, verificationKey } from './policy/jwt-keys.js';
 import { canonicalHost, chooseTarget, parseTargets, type Target, type TargetEntry } from './policy/targets.js';
 import { MIN_FRAME_LENGTH, NAMEDATALEN, PQ_LARGE_MESSAGE_LIMIT } from './protocol/constants.js';
 import { POSTGRES_DEFAULT_ITERATIONS, type IterationRange } from './protocol/scram.js';
@@ -146,7 +147,7 @@ const MAX_SCRAM_ITERATIONS = 10_000_000;
  * Defaults sized for Cloudflare's 128 MB isolate (the arithmetic is in README.md, "Limits"):
  * sessions at their caps hold at most ISOLATE_BUDGET_BYTES of PostgreSQL bytes together.
  */
-export const DEFAULT_MAX_SESSIONS = 256;
+export const DEFAULT_MAX_SESSIONS = 128;
 export const DEFAULT_MAX_LOGINS_IN_PROGRESS = 32;
 export const DEFAULT_ISOLATE_BUDGET_BYTES = 48 * 1024 * 1024;
 
@@ -234,8 +235,9 @@ export function loadConfig(env: Env): BridgeConfig {
     const audience = (env.JWT_AUDIENCE ?? '').trim();
     if (audience === '') problems.push('JWT_AUDIENCE is required when tokens are checked');
     if (env.JWT_SECRET && env.JWT_SECRET.length < 32) problems.push('JWT_SECRET must be at least 32 characters');
-    if (env.JWT_JWKS_URL && !/^https?:\/\//.test(env.JWT_JWKS_URL))
-      problems.push('JWT_JWKS_URL must be an http(s) URL');
+    if (env.JWT_JWKS_URL && !httpUrl(env.JWT_JWKS_URL)) problems.push('JWT_JWKS_URL must be an http(s) URL');
+    const keyProblem = env.JWT_PUBLIC_KEY ? publicKeyShapeProblem(env.JWT_PUBLIC_KEY) : null;
+    if (keyProblem) problems.push(keyProblem);
     jwt = {
       ...(env.JWT_SECRET && { secret: env.JWT_SECRET }),
       ...(env.JWT_PUBLIC_KEY && { publicKey: env.JWT_PUBLIC_KEY }),
@@ -392,6 +394,40 @@ function credentialTargets(
     bound.push({ host, port });
   }
   return bound.length === given.length ? bound : null;
+}
+
+function httpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+const verified = new WeakMap<Env, Promise<BridgeConfig>>();
+
+/**
+ * loadConfig, and then the token key imported as it will be used (JWT_PUBLIC_KEY with WebCrypto),
+ * once per environment object. Rejects with ConfigError for every problem loadConfig finds and for
+ * a key that cannot be imported, so a bad key shows at the first upgrade instead of as a 401 for
+ * every token.
+ */
+export function loadConfigAsync(env: Env): Promise<BridgeConfig> {
+  let config = verified.get(env);
+  if (!config) {
+    config = (async () => {
+      const loaded = loadConfig(env);
+      if (loaded.jwt) {
+        await verificationKey(loaded.jwt).catch((error: unknown) => {
+          throw new ConfigError([error instanceof Error ? error.message : String(error)]);
+        });
+      }
+      return loaded;
+    })();
+    verified.set(env, config);
+  }
+  return config;
 }
 
 /** One of `allowed`, `fallback` when unset; anything else is a problem. */

@@ -1,9 +1,9 @@
-import { createRemoteJWKSet, importJWK, importSPKI, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { jwtVerify, type JWTPayload } from 'jose';
 import type { JwtPolicy } from '../config.js';
 import { TOKEN_PROTOCOL_PREFIX } from '../protocol/subprotocols.js';
+import { ASYMMETRIC, verificationKey } from './jwt-keys.js';
 
-const ASYMMETRIC = ['RS256', 'ES256'];
-const keys = new WeakMap<JwtPolicy, Uint8Array | JWTVerifyGetKey>();
+export { KeyError } from './jwt-keys.js';
 
 /**
  * The token a client presents: the `token` query parameter, or a WebSocket subprotocol
@@ -19,9 +19,13 @@ export function presentedToken(request: Request): string | null {
   return null;
 }
 
-/** Verifies signature, algorithm, exp, nbf, aud (and iss when configured); throws when any fails. */
+/**
+ * Verifies signature, algorithm, exp, nbf, aud (and iss when configured); throws when any fails.
+ * Throws KeyError instead when the configured key itself cannot be imported: that is the
+ * operator's problem, to be logged, not the client's.
+ */
 export async function verifyToken(token: string, policy: JwtPolicy): Promise<JWTPayload> {
-  const key = keyFor(policy);
+  const key = await verificationKey(policy);
   const options = {
     audience: policy.audience,
     algorithms: policy.secret ? ['HS256'] : ASYMMETRIC,
@@ -31,32 +35,4 @@ export async function verifyToken(token: string, policy: JwtPolicy): Promise<JWT
   const { payload } =
     key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
   return payload;
-}
-
-function keyFor(policy: JwtPolicy): Uint8Array | JWTVerifyGetKey {
-  let key = keys.get(policy);
-  if (!key) {
-    key = policy.secret
-      ? new TextEncoder().encode(policy.secret)
-      : policy.jwksUrl
-        ? createRemoteJWKSet(new URL(policy.jwksUrl))
-        : publicKeyResolver(policy.publicKey!);
-    keys.set(policy, key);
-  }
-  return key;
-}
-
-/** A configured public key, imported for the algorithm the token names (RS256 or ES256 only). */
-function publicKeyResolver(text: string): JWTVerifyGetKey {
-  const imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
-  return (header) => {
-    const alg = header.alg ?? '';
-    if (!ASYMMETRIC.includes(alg)) throw new Error(`algorithm ${alg} not accepted`);
-    let key = imported.get(alg);
-    if (!key) {
-      key = text.trim().startsWith('{') ? importJWK(JSON.parse(text), alg) : importSPKI(text, alg);
-      imported.set(alg, key);
-    }
-    return key;
-  };
 }
