@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { configProblems } from '../support/config-problems.js';
 import { ConfigError, loadConfig, type Env } from '../../worker/config.js';
 
 describe('loadConfig', () => {
@@ -117,14 +118,6 @@ describe('loadConfig', () => {
 
   describe('PG_CREDENTIALS binds each password to its servers', () => {
     const jwt = { JWT_SECRET: 'x'.repeat(32), JWT_AUDIENCE: 'a', JWT_ROLE_CLAIM: 'role' };
-    const problems = (env: Env) => {
-      try {
-        loadConfig(env);
-        return [];
-      } catch (error) {
-        return (error as ConfigError).problems;
-      }
-    };
 
     it('binds the older shape to a fixed PG_HOST, and the new shape to the targets it names', () => {
       const fixed = loadConfig({ PG_HOST: 'DB.internal', PG_PORT: '6432', ...jwt, PG_CREDENTIALS: '{"app":"pw"}' });
@@ -175,11 +168,11 @@ describe('loadConfig', () => {
       ['a password with a lone surrogate', { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"pw\\ud800"}' }],
       ['a password with NUL', { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"p\\u0000w"}' }],
     ])('refuses %s', (_, env) => {
-      expect(problems({ ...jwt, ...env } as Env)).toEqual([expect.stringMatching(/^PG_CREDENTIALS/)]);
+      expect(configProblems({ ...jwt, ...env } as Env)).toEqual([expect.stringMatching(/^PG_CREDENTIALS/)]);
     });
 
     it('says how to write the new shape when PG_TARGETS is set', () => {
-      const [problem] = problems({ ...jwt, PG_TARGETS: 'db1.internal:5432', PG_CREDENTIALS: '{"app":"pw"}' });
+      const [problem] = configProblems({ ...jwt, PG_TARGETS: 'db1.internal:5432', PG_CREDENTIALS: '{"app":"pw"}' });
       expect(problem).toContain('{"app": {"password": "…", "targets": ["host:port"]}}');
     });
   });

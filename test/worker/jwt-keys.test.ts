@@ -2,17 +2,10 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, loadConfigAsync, type Env } from '../../worker/config.js';
 import { KeyError, verifyToken } from '../../worker/policy/edge-auth.js';
+import { configProblems } from '../support/config-problems.js';
 
 const AUDIENCE = 'a';
 const withKey = (key: string): Env => ({ PG_HOST: 'h', JWT_PUBLIC_KEY: key, JWT_AUDIENCE: AUDIENCE });
-const problems = (env: Env) => {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (error) {
-    return (error as ConfigError).problems;
-  }
-};
 
 // A DER SEQUENCE with nothing in it: the right shape, and no key at all.
 const EMPTY_SPKI = '-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----';
@@ -31,12 +24,12 @@ describe('token keys are checked when the configuration is loaded', () => {
     ['an RSA JWK without its exponent', JSON.stringify({ kty: 'RSA', n: 'AAAA' })],
     ['a bare string', 'not a key'],
   ])('refuses %s synchronously', (_, key) => {
-    expect(problems(withKey(key))).toEqual([expect.stringMatching(/^JWT_PUBLIC_KEY/)]);
+    expect(configProblems(withKey(key))).toEqual([expect.stringMatching(/^JWT_PUBLIC_KEY/)]);
   });
 
   it('refuses a JWKS URL that is not http(s)', () => {
     for (const url of ['ftp://keys.example.com/jwks', 'https://', 'keys.example.com/jwks']) {
-      expect(problems({ PG_HOST: 'h', JWT_JWKS_URL: url, JWT_AUDIENCE: AUDIENCE })).toEqual([
+      expect(configProblems({ PG_HOST: 'h', JWT_JWKS_URL: url, JWT_AUDIENCE: AUDIENCE })).toEqual([
         'JWT_JWKS_URL must be an http(s) URL',
       ]);
     }
