@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenOnLoopback } from './loopback.js';
 
 export interface RecordedConnection {
   /** Bytes the bridge sent toward PostgreSQL on this connection, in order. */
@@ -44,15 +45,7 @@ export async function startRecordingProxy(
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    connections,
-    stop: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  return { connections, ...(await listenOnLoopback(server, sockets)) };
 }
 
 /** Passes on the server's bytes up to the end of its first `messages` messages (type byte, length, body), holding the rest. */
