@@ -1,11 +1,18 @@
 import {
-  FLOW_ACK_BYTES,
+  countingMarkIds,
+  FlowReceiver,
+  FlowSender,
+  WINDOW_TO_CLIENT_BYTES,
+  WINDOW_TO_SERVER_BYTES,
+} from '../common/flow-control.js';
+import {
+  echoMessage,
   FLOW_CONTROL_PROTOCOL,
-  FLOW_WINDOW_BYTES,
   KEEPALIVE,
+  markMessage,
+  parseFlowMessage,
   TOKEN_PROTOCOL_PREFIX,
-  parseAck,
-} from '../worker/protocol/subprotocols.js';
+} from '../common/subprotocols.js';
 import { Emitter } from './emitter.js';
 import { openWithFetch, type UpgradingFetch } from './fetch-upgrade.js';
 
@@ -116,11 +123,10 @@ export class Socket extends Emitter {
   private keepAliveTimer: ReturnType<typeof setInterval> | null = null;
   /** Whether anything went to the bridge since the keepalive timer last looked. */
   private sentRecently = false;
-  /** Set once the bridge agreed to flow control. */
-  private flowControl = false;
-  private deliveredSinceAck = 0;
-  /** Bytes sent to the bridge that it has not yet said PostgreSQL accepted (flow control only). */
-  private inFlight = 0;
+  /** Toward the bridge, once it agreed to flow control: bytes PostgreSQL has not yet taken. */
+  private flowSender: FlowSender | null = null;
+  /** From the bridge, once it agreed to flow control: bytes the driver has not yet been handed. */
+  private flowReceiver: FlowReceiver | null = null;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
   private pendingCallbacks: WriteCallback[] = [];
@@ -221,7 +227,7 @@ export class Socket extends Emitter {
     this.ws = ws;
     ws.addEventListener('message', ({ data }: { data: unknown }) => {
       try {
-        if (typeof data === 'string') this.onAck(data);
+        if (typeof data === 'string') this.onFlowMessage(data);
         else if (data instanceof Uint8Array) this.onData(data);
         else if (data instanceof ArrayBuffer) this.onData(this.BufferImpl?.from(data) ?? new Uint8Array(data));
         // Dropping it would lose protocol bytes and leave the driver waiting.
@@ -237,8 +243,11 @@ export class Socket extends Emitter {
 
   private opened(protocol: string): void {
     this.connecting = false;
-    this.flowControl = protocol === FLOW_CONTROL_PROTOCOL;
-    if (this.flowControl && this.keepAliveMs > 0) this.startKeepAlive();
+    if (protocol === FLOW_CONTROL_PROTOCOL) {
+      this.flowSender = new FlowSender(WINDOW_TO_SERVER_BYTES, countingMarkIds());
+      this.flowReceiver = new FlowReceiver(WINDOW_TO_CLIENT_BYTES);
+      if (this.keepAliveMs > 0) this.startKeepAlive();
+    }
     this.emit('connect');
     this.emit('ready');
     this.flush();
@@ -347,36 +356,52 @@ export class Socket extends Emitter {
     return this.pendingBytes + (this.ws?.bufferedAmount ?? 0);
   }
 
-  /** Below the high-water mark here, and below the flow-control window toward PostgreSQL. */
+  /** Below the high-water mark here: bytes waiting for the WebSocket or for the flow-control window. */
   private canTakeMore(): boolean {
-    return this.bufferedBytes() < this.highWaterMark && this.inFlight < FLOW_WINDOW_BYTES;
+    return this.bufferedBytes() < this.highWaterMark;
   }
 
-  /** The bridge says PostgreSQL accepted this many of our bytes. */
-  private onAck(text: string): void {
-    const bytes = parseAck(text);
-    if (!this.flowControl || bytes === null) return;
-    this.inFlight = Math.max(0, this.inFlight - bytes);
-    if (this.needDrain) this.waitForDrain();
+  /** Flow control from the bridge: its marks, and its echoes of ours. */
+  private onFlowMessage(text: string): void {
+    const message = parseFlowMessage(text);
+    if (!this.flowSender || !this.flowReceiver || message === null) return;
+    if (message.kind === 'mark') {
+      this.flowReceiver.mark(message.id);
+      this.echoDelivered();
+    } else if (message.kind === 'echo' && this.flowSender.echoed(message.id)) {
+      this.flush();
+    }
   }
 
-  /** Sends what was written since the last flush, split at maxMessageBytes, once the WebSocket is open. */
+  /**
+   * Sends what was written since the last flush, split at maxMessageBytes, once the WebSocket is
+   * open; with flow control, no more than the window lets through: the rest waits for an echo.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
+    const sender = this.flowSender;
     while (this.pendingBytes > 0) {
-      const size = Math.min(this.pendingBytes, this.maxMessageBytes);
+      const size = Math.min(this.pendingBytes, this.maxMessageBytes, sender ? sender.room : Infinity);
+      if (size === 0) break;
       ws.send(this.takePending(size));
       this.sentRecently = true;
-      if (this.flowControl) this.inFlight += size;
+      const mark = sender?.count(size);
+      if (mark) ws.send(markMessage(mark));
     }
-    const callbacks = this.pendingCallbacks;
-    this.pendingCallbacks = [];
-    for (const cb of callbacks) cb(null);
-    if (this.ended) {
-      this.emit('finish');
-      ws.close(1000, 'client ended');
+    if (this.pendingBytes > 0) {
+      // The window is full: a mark for everything sent, whose echo reopens it.
+      const mark = sender?.markAll();
+      if (mark) ws.send(markMessage(mark));
+    } else {
+      const callbacks = this.pendingCallbacks;
+      this.pendingCallbacks = [];
+      for (const cb of callbacks) cb(null);
+      if (this.ended) {
+        this.emit('finish');
+        ws.close(1000, 'client ended');
+      }
     }
     if (this.needDrain) this.waitForDrain();
   }
@@ -421,6 +446,7 @@ export class Socket extends Emitter {
   }
 
   private onData(chunk: Uint8Array): void {
+    this.flowReceiver?.receive(chunk.length);
     if (this.paused || this.unread.length > 0) {
       this.unread.push(chunk);
       this.emit('readable');
@@ -434,14 +460,17 @@ export class Socket extends Emitter {
     this.delivered(chunk.length);
   }
 
-  /** Tells the bridge, every FLOW_ACK_BYTES, how much the driver has been handed. */
+  /** The driver has been handed `bytes` more: echo the bridge's marks they complete. */
   private delivered(bytes: number): void {
-    if (!this.flowControl) return;
-    this.deliveredSinceAck += bytes;
-    if (this.deliveredSinceAck < FLOW_ACK_BYTES || this.ws?.readyState !== OPEN) return;
-    this.ws.send(String(this.deliveredSinceAck));
+    this.flowReceiver?.consume(bytes);
+    this.echoDelivered();
+  }
+
+  private echoDelivered(): void {
+    const id = this.flowReceiver?.takeEcho();
+    if (!id || this.ws?.readyState !== OPEN) return;
+    this.ws.send(echoMessage(id));
     this.sentRecently = true;
-    this.deliveredSinceAck = 0;
   }
 
   /** Every keepAliveMs, a keepalive unless something else went out meanwhile. */

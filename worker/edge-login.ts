@@ -1,4 +1,3 @@
-import { DEFAULT_SCRAM_ITERATIONS } from './config.js';
 import type { EdgeLogin } from './policy/startup-policy.js';
 import { BackendFramer } from './protocol/backend-framer.js';
 import { concatBytes } from './protocol/bytes.js';
@@ -25,16 +24,8 @@ export async function edgeLogin(
   postgres: LoginConnection,
   login: EdgeLogin,
   limits: IterationRange,
-): Promise<Uint8Array>;
-/** @deprecated Pass the EdgeLogin and the configured range: `edgeLogin(postgres, login, config.scramIterations)`. */
-export async function edgeLogin(postgres: LoginConnection, password: string): Promise<Uint8Array>;
-export async function edgeLogin(
-  postgres: LoginConnection,
-  login: EdgeLogin | string,
-  limits: IterationRange = DEFAULT_SCRAM_ITERATIONS,
 ): Promise<Uint8Array> {
-  const password = typeof login === 'string' ? login : login.password;
-  const machine = new EdgeLoginMachine(password, limits);
+  const machine = new EdgeLoginMachine(login.password, limits);
   const framer = new BackendFramer(MAX_ERRLEN, 'SERVER_AUTH_FAILED');
   for (;;) {
     let message = framer.next();

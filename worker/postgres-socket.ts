@@ -122,3 +122,28 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
     if (timer !== null) clearTimeout(timer);
   });
 }
+
+/**
+ * Sends a CancelRequest on a connection of its own and waits until PostgreSQL closes it, which
+ * the postmaster does once it has signalled the backend (protocol-flow, "Canceling Requests in
+ * Progress"). Bounded by the connect timeout; throws BridgeError as openPostgresSocket does.
+ */
+export async function sendCancelRequest(
+  config: BridgeConfig,
+  target: Target,
+  packet: Uint8Array,
+  log: (msg: string) => void,
+): Promise<void> {
+  const postgres = await openPostgresSocket(config, target, packet, log);
+  try {
+    await withTimeout(readToEnd(postgres.reader), config.connectTimeoutMs);
+  } catch {
+    // Sent all the same; the server just did not close in time.
+  } finally {
+    postgres.close();
+  }
+}
+
+async function readToEnd(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  while (!(await reader.read()).done);
+}

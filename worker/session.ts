@@ -1,24 +1,38 @@
+import { WINDOW_TO_SERVER_BYTES } from '../common/flow-control.js';
+import { parseFlowMessage } from '../common/subprotocols.js';
+import { ClientChannel } from './client-channel.js';
 import type { BridgeConfig, MetricsDataset } from './config.js';
 import { edgeLogin } from './edge-login.js';
+import {
+  GUARANTEED_SHARE_BYTES,
+  ISOLATE_POLL_MS,
+  isolateLoad,
+  type IsolateLoad,
+  type LoginTicket,
+} from './isolate-load.js';
+import { SessionLimits } from './limits.js';
 import { checkStartup, chooseRole, withRole, type Claims, type EdgeLogin } from './policy/startup-policy.js';
 import type { Target } from './policy/targets.js';
-import { sessionDataPoint } from './metrics.js';
-import { ConnectTimeout, openPostgresSocket, withTimeout, type PostgresSocket } from './postgres-socket.js';
+import {
+  ConnectTimeout,
+  openPostgresSocket,
+  sendCancelRequest,
+  withTimeout,
+  type PostgresSocket,
+} from './postgres-socket.js';
 import { BackendBoundaries } from './protocol/backend-boundaries.js';
-import { concatBytes } from './protocol/bytes.js';
 import { BackendType, CloseCode, ENCRYPTION_REFUSED } from './protocol/constants.js';
 import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
-import { TERMINATE } from './protocol/requests.js';
+import { cancelRequest, TERMINATE } from './protocol/requests.js';
 import { encodeStartupMessage } from './protocol/startup.js';
-import { FLOW_ACK_BYTES, FLOW_WINDOW_BYTES, parseAck } from './protocol/subprotocols.js';
+import { relayServerToClient, type RelayHooks } from './relay.js';
+import { reportSession, type SessionRecord } from './session-report.js';
+import { timer, type Timer } from './timer.js';
 
 /** How long closing waits for writes still queued toward PostgreSQL. */
 const CLOSE_GRACE_MS = 1000;
-
-/** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
-export const RELAY_BUFFER_BYTES = 64 * 1024;
 
 const ENCRYPTION_REFUSED_REPLY = new Uint8Array([ENCRYPTION_REFUSED]);
 
@@ -27,64 +41,80 @@ export interface SessionOptions {
   readonly target: Target;
   /** Set when the session is refused before it starts (a target not allowed). */
   readonly refusal?: BridgeError;
-  /** Whether the client takes part in flow control (see protocol/subprotocols.ts). */
+  /** Whether the client takes part in flow control (common/flow-control.ts). */
   readonly flowControl?: boolean;
   /** Claims of the token the client presented, when tokens are checked. */
   readonly claims?: Claims | null;
   readonly metrics?: MetricsDataset | undefined;
   readonly log?: (line: string) => void;
+  /** The isolate's sessions together; a test may give a session its own. */
+  readonly load?: IsolateLoad;
 }
 
-/** What one session did, logged once when it ends. Never passwords, tokens or query text. */
-interface SessionRecord {
-  startedAt: number;
-  user: string | null;
-  database: string | null;
-  subject: string | null;
-  bytesToServer: number;
-  bytesToClient: number;
-}
+/** A session's phase, carrying what belongs to it. */
+type Phase =
+  /** Reading SSLRequest, GSSENCRequest, then the StartupMessage or a CancelRequest. */
+  | { readonly name: 'startup' }
+  /** Waiting for one of the isolate's login slots (MAX_LOGINS_IN_PROGRESS); client frames wait in the queue. */
+  | {
+      readonly name: 'queued';
+      readonly queue: Uint8Array[];
+      readonly ticket: LoginTicket;
+      readonly poll: ReturnType<typeof setInterval>;
+    }
+  /** TCP, TLS and (with edge-held credentials) the login; client frames wait in the queue. */
+  | { readonly name: 'connecting'; readonly queue: Uint8Array[]; opened: PostgresSocket | null }
+  /** Forwarding a CancelRequest on a connection of its own. */
+  | { readonly name: 'cancelling' }
+  | { readonly name: 'relaying'; readonly postgres: PostgresSocket }
+  /** A limit was reached while a statement ran: it is cancelled, and the session ends at ReadyForQuery. */
+  | { readonly name: 'ending'; readonly postgres: PostgresSocket; readonly error: BridgeError }
+  | { readonly name: 'closed' };
 
 /**
  * One client's bridge: reads the startup phase from the WebSocket, opens PostgreSQL only for a
- * valid StartupMessage, then relays both ways, framing and checking every client message.
- * Whichever side ends, the other is ended too.
+ * valid StartupMessage, then relays both ways, framing and checking every client message. Every
+ * byte it holds is bounded: by the flow-control windows (or, without flow control, a cap toward
+ * PostgreSQL past which it ends the session), and together with the isolate's other sessions by
+ * the isolate's budget. Whichever side ends, the other is ended too.
  */
 export class BridgeSession {
+  private phase: Phase = { name: 'startup' };
   private readonly framer: FrontendFramer;
-  private state: 'startup' | 'connecting' | 'relaying' | 'closed' = 'startup';
-  private postgres: PostgresSocket | null = null;
-  /** Client bytes accepted while PostgreSQL is still being connected to. */
-  private pending: Uint8Array[] = [];
   private readonly boundaries = new BackendBoundaries();
-  private readonly startupTimer: ReturnType<typeof setTimeout>;
-  /** Server bytes on their way to the client; nothing leaves once the session is closed. */
-  private readonly toClient = new OutgoingBuffer((message) => {
-    if (this.state !== 'closed') safely(() => this.ws.send(message));
-    this.unacknowledged += message.length;
-    this.record.bytesToClient += message.length;
-  });
-  private readonly flowControl: boolean;
+  private readonly channel: ClientChannel;
+  private readonly limits: SessionLimits;
+  private readonly load: IsolateLoad;
   private readonly claims: Claims | null;
   private readonly log: (line: string) => void;
   private readonly record: SessionRecord;
-  private lastActivity = Date.now();
-  private idleTimer: ReturnType<typeof setTimeout> | null = null;
-  private sessionTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Bytes sent to the client that it has not yet said it handed to its driver (flow control only). */
-  private unacknowledged = 0;
-  private windowOpened: (() => void) | null = null;
-  /** Client bytes PostgreSQL accepted since the last acknowledgement to the client (flow control only). */
-  private acceptedSinceAck = 0;
+  /** Counted in the isolate's sessions, or its logins in progress. */
+  private admitted = false;
+  private loggingIn = false;
+  /** Client bytes accepted for PostgreSQL and not yet taken by its TCP writer. */
+  private queuedToServer = 0;
+  /** What this session holds, as last told to the isolate. */
+  private held = 0;
+  private peakHeld = 0;
+  private readyForQuerySeen = 0;
+  private wakeRelay: (() => void) | null = null;
+  private endGrace: Timer | null = null;
+  private readonly relayHooks: RelayHooks = {
+    mayRead: () => this.mayReadFromServer(),
+    roomChanged: () => this.roomChanged(),
+    isClosed: () => this.isClosed(),
+    scan: (chunk) => this.scanServerBytes(chunk),
+  };
 
   constructor(
-    private readonly ws: WebSocket,
+    ws: WebSocket,
     private readonly config: BridgeConfig,
     private readonly options: SessionOptions,
   ) {
-    this.flowControl = options.flowControl ?? false;
+    this.load = options.load ?? isolateLoad;
     this.claims = options.claims ?? null;
     this.log = options.log ?? ((line) => console.log(line));
+    this.channel = new ClientChannel(ws, options.flowControl ?? false);
     const subject = this.claims?.sub;
     this.record = {
       startedAt: Date.now(),
@@ -92,56 +122,90 @@ export class BridgeSession {
       database: null,
       subject: typeof subject === 'string' ? subject : null,
       bytesToServer: 0,
-      bytesToClient: 0,
     };
     this.framer = new FrontendFramer({ maxMessageLength: config.maxMessageBytes });
-    // A client that never completes its startup packet would hold the session open forever.
-    this.startupTimer = setTimeout(() => {
-      this.refuse(new BridgeError('INCOMPLETE_STARTUP', 'incomplete startup packet'));
-    }, config.startupTimeoutMs);
+    const exp = this.claims?.exp;
+    this.limits = new SessionLimits(config, typeof exp === 'number' ? exp * 1000 : null, (error) =>
+      this.endSession(error),
+    );
     ws.addEventListener('message', (event) => this.onClientMessage(event.data));
     ws.addEventListener('close', () => this.onClientGone());
     ws.addEventListener('error', () => this.onClientGone());
-    if (options.refusal) this.refuse(options.refusal);
+    const refusal = options.refusal ?? this.load.admit(config);
+    if (refusal) {
+      this.refuse(refusal);
+      return;
+    }
+    this.admitted = true;
   }
 
   private onClientMessage(data: ArrayBuffer | string): void {
-    if (this.state === 'closed') return;
+    if (this.phase.name === 'closed') return;
     if (typeof data === 'string') {
       this.onTextMessage(data);
       return;
     }
-    this.lastActivity = Date.now();
-    for (const event of this.framer.push(new Uint8Array(data))) this.onFrontendEvent(event);
+    // An empty message carries nothing: not traffic, not activity.
+    if (data.byteLength === 0) return;
+    const fromClient = this.channel.fromClient;
+    if (fromClient && !fromClient.receive(data.byteLength)) {
+      this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent past its flow-control window'));
+      return;
+    }
+    const syncPoints = this.framer.syncPoints;
+    let forwarded = 0;
+    for (const event of this.framer.push(new Uint8Array(data))) {
+      if (event.type === 'frames') forwarded += event.bytes.length;
+      this.onFrontendEvent(event);
+      if (this.isClosed()) return;
+    }
+    if (forwarded > 0 && this.phase.name !== 'ending') this.limits.clientSent(this.framer.syncPoints - syncPoints);
+    // Bytes not bound for PostgreSQL (startup packets, a header held back until whole) are consumed here.
+    fromClient?.consume(data.byteLength - forwarded);
+    this.channel.echoConsumed();
+    if (!fromClient && this.queuedToServer > WINDOW_TO_SERVER_BYTES) {
+      // Without flow control the bridge cannot pause the client; past the cap it ends the session instead of growing.
+      this.refuse(
+        new BridgeError(
+          'QUEUE_LIMIT_EXCEEDED',
+          'the client sent more than the database server has taken',
+          `At most ${WINDOW_TO_SERVER_BYTES} bytes may wait for the server; clients taking part in flow control are held back instead.`,
+        ),
+      );
+    }
   }
 
-  /** Text messages carry flow-control acknowledgements and keepalives, and nothing else. */
+  /** Text messages carry flow control, and nothing else. */
   private onTextMessage(text: string): void {
-    if (!this.flowControl) {
+    const { toClient, fromClient } = this.channel;
+    if (!toClient || !fromClient) {
       this.refuse(new BridgeError('TEXT_MESSAGE', 'the bridge accepts only binary WebSocket messages'));
       return;
     }
-    const bytes = parseAck(text);
-    if (bytes === null || bytes > this.unacknowledged) {
+    const message = parseFlowMessage(text);
+    if (message === null) {
       this.refuse(new BridgeError('INVALID_ACK', 'invalid flow-control acknowledgement'));
       return;
     }
-    if (bytes === 0) return; // a keepalive: the WebSocket is in use, the session not necessarily
-    this.lastActivity = Date.now();
-    this.unacknowledged -= bytes;
-    if (this.unacknowledged < FLOW_WINDOW_BYTES) this.openWindow();
-  }
-
-  private openWindow(): void {
-    const opened = this.windowOpened;
-    this.windowOpened = null;
-    opened?.();
-  }
-
-  /** Resolves once the client has acknowledged enough to send more, or the session closed. */
-  private windowOpen(): Promise<void> | null {
-    if (!this.flowControl || this.unacknowledged < FLOW_WINDOW_BYTES || this.state === 'closed') return null;
-    return new Promise((resolve) => (this.windowOpened = resolve));
+    switch (message.kind) {
+      case 'keepalive':
+        return; // the WebSocket is in use; the session is not necessarily
+      case 'mark':
+        if (!fromClient.mark(message.id)) {
+          this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent more flow-control marks than allowed'));
+          return;
+        }
+        this.channel.echoConsumed();
+        return;
+      case 'echo':
+        if (!toClient.echoed(message.id)) {
+          this.refuse(new BridgeError('INVALID_ACK', 'invalid flow-control acknowledgement'));
+          return;
+        }
+        this.updateHeld();
+        this.wakeRelay?.();
+        return;
+    }
   }
 
   private onFrontendEvent(event: FrontendEvent): void {
@@ -149,26 +213,17 @@ export class BridgeSession {
       case 'ssl-request':
       case 'gssenc-request':
         // The client's link is already wss://; encryption inside it would buy nothing.
-        this.ws.send(ENCRYPTION_REFUSED_REPLY);
+        this.channel.sendNow(ENCRYPTION_REFUSED_REPLY);
         return;
-      case 'startup': {
-        clearTimeout(this.startupTimer);
-        const login = chooseRole(this.config, this.claims);
-        if (login instanceof BridgeError) return this.refuse(login);
-        const message = login ? withRole(event.message, login.role) : event.message;
-        this.record.user = message.user;
-        this.record.database = message.database;
-        const refusal = checkStartup(message, this.config, this.claims);
-        if (refusal) return this.refuse(refusal);
-        const packet = login
-          ? encodeStartupMessage(message.majorVersion, message.minorVersion, message.parameters)
-          : event.packet;
-        void this.connect(packet, login);
+      case 'startup':
+        this.onStartup(event);
         return;
-      }
       case 'cancel':
-        clearTimeout(this.startupTimer);
-        void this.forwardCancel(event.packet);
+        this.limits.cancelRequested();
+        this.whenLoginSlotFree(() => {
+          this.phase = { name: 'cancelling' };
+          void this.forwardCancel(event.packet);
+        });
         return;
       case 'frames':
         this.toServer(event.bytes);
@@ -179,120 +234,217 @@ export class BridgeSession {
     }
   }
 
-  private toServer(bytes: Uint8Array): void {
-    this.record.bytesToServer += bytes.length;
-    if (!this.postgres) {
-      this.pending.push(bytes);
+  private onStartup(event: Extract<FrontendEvent, { type: 'startup' }>): void {
+    this.limits.startupDone();
+    const login = chooseRole(this.config, this.claims, this.options.target);
+    if (login instanceof BridgeError) return this.refuse(login);
+    const message = login ? withRole(event.message, login.role) : event.message;
+    this.record.user = message.user;
+    this.record.database = message.database;
+    const refusal = checkStartup(message, this.config, this.claims);
+    if (refusal) return this.refuse(refusal);
+    const packet = login
+      ? encodeStartupMessage(message.majorVersion, message.minorVersion, message.parameters)
+      : event.packet;
+    this.whenLoginSlotFree((queue) => {
+      const phase: Phase = { name: 'connecting', queue, opened: null };
+      this.phase = phase;
+      void this.connect(phase, packet, login);
+    });
+  }
+
+  /**
+   * Only so many sessions of an isolate may hold a TCP connection that has not logged in: this
+   * one opens its connection when a slot is free, waiting in line (within its login timeout)
+   * when none is.
+   */
+  private whenLoginSlotFree(open: (queue: Uint8Array[]) => void): void {
+    const queue: Uint8Array[] = [];
+    const ticket = this.load.takeLoginSlot(this.config);
+    if (ticket.granted) {
+      this.loggingIn = true;
+      open(queue);
       return;
     }
-    this.postgres.writer.write(bytes).then(
-      () => this.acceptedByServer(bytes.length),
+    const poll = setInterval(() => {
+      if (!ticket.granted) return;
+      clearInterval(poll);
+      this.loggingIn = true;
+      open(queue);
+    }, ISOLATE_POLL_MS);
+    this.phase = { name: 'queued', queue, ticket, poll };
+  }
+
+  private toServer(bytes: Uint8Array): void {
+    const phase = this.phase;
+    if (phase.name === 'ending') {
+      // The session is ending: nothing more reaches PostgreSQL.
+      this.channel.fromClient?.consume(bytes.length);
+      return;
+    }
+    this.queuedToServer += bytes.length;
+    if (phase.name === 'connecting' || phase.name === 'queued') phase.queue.push(bytes);
+    else if (phase.name === 'relaying') this.write(phase.postgres, bytes);
+    this.updateHeld();
+  }
+
+  /** Writes are counted until PostgreSQL's TCP writer has taken them; only then are they echoed. */
+  private write(postgres: PostgresSocket, bytes: Uint8Array): void {
+    postgres.writer.write(bytes).then(
+      () => {
+        this.queuedToServer -= bytes.length;
+        this.record.bytesToServer += bytes.length;
+        this.channel.fromClient?.consume(bytes.length);
+        this.channel.echoConsumed();
+        this.updateHeld();
+      },
       (error) => this.onServerFailure(error),
     );
   }
 
-  /** With flow control, tells the client every FLOW_ACK_BYTES what PostgreSQL has accepted. */
-  private acceptedByServer(bytes: number): void {
-    if (!this.flowControl || this.state === 'closed') return;
-    this.acceptedSinceAck += bytes;
-    if (this.acceptedSinceAck < FLOW_ACK_BYTES) return;
-    safely(() => this.ws.send(String(this.acceptedSinceAck)));
-    this.acceptedSinceAck = 0;
-  }
-
-  private async connect(startupPacket: Uint8Array, login: EdgeLogin | null): Promise<void> {
-    this.state = 'connecting';
+  private async connect(
+    phase: Extract<Phase, { name: 'connecting' }>,
+    startupPacket: Uint8Array,
+    login: EdgeLogin | null,
+  ): Promise<void> {
     let postgres: PostgresSocket;
     let afterLogin: Uint8Array | null = null;
     try {
       postgres = await openPostgresSocket(this.config, this.options.target, startupPacket, (line) => this.log(line));
     } catch (error) {
-      this.refuse(asBridgeError(error));
+      this.refuse(this.asBridgeError(error));
       return;
     }
+    phase.opened = postgres;
     if (login) {
       try {
-        afterLogin = await withTimeout(edgeLogin(postgres, login.password), this.config.connectTimeoutMs);
+        afterLogin = await withTimeout(
+          edgeLogin(postgres, login, this.config.scramIterations),
+          this.config.connectTimeoutMs,
+        );
       } catch (error) {
         postgres.close();
         this.refuse(
           error instanceof ConnectTimeout
             ? new BridgeError('SERVER_UNREACHABLE', 'the database server did not finish authentication in time')
-            : asBridgeError(error),
+            : this.asBridgeError(error),
         );
         return;
       }
     }
-    if (this.isClosed()) {
+    if (this.phase !== phase) {
       postgres.close();
       return;
     }
-    this.state = 'relaying';
-    this.postgres = postgres;
+    this.phase = { name: 'relaying', postgres };
     this.record.bytesToServer += startupPacket.length;
-    this.startLimits();
     // What PostgreSQL said after the bridge's own login (AuthenticationOk on) goes to the client first.
     if (afterLogin) {
-      this.boundaries.scan(afterLogin);
-      this.toClient.add(afterLogin);
-      this.toClient.flush();
+      this.scanServerBytes(afterLogin);
+      this.channel.sendNow(afterLogin);
     }
-    for (const bytes of this.pending) this.toServer(bytes);
-    this.pending = [];
-    void this.relayFromServer(postgres);
+    for (const bytes of phase.queue) this.write(postgres, bytes);
+    void this.relay(postgres);
   }
 
   /** CancelRequest goes on its own connection, and PostgreSQL answers it by closing. */
   private async forwardCancel(packet: Uint8Array): Promise<void> {
-    this.state = 'connecting';
     try {
-      const postgres = await openPostgresSocket(this.config, this.options.target, packet, (line) => this.log(line));
-      postgres.close();
+      await sendCancelRequest(this.config, this.options.target, packet, (line) => this.log(line));
       this.close(CloseCode.Normal, 'cancel request sent');
     } catch (error) {
-      this.refuse(asBridgeError(error));
+      this.refuse(this.asBridgeError(error));
     }
   }
 
-  /**
-   * PostgreSQL → client. TCP reads come in chunks of at most 4 KiB; sending each as its own
-   * WebSocket message would cost a message per 4 KiB, so chunks are gathered into one message
-   * until a message the client must act on ends them (ReadyForQuery, an auth request, …),
-   * RELAY_BUFFER_BYTES are gathered, or the next read does not complete within one event-loop turn.
-   */
-  private async relayFromServer(postgres: PostgresSocket): Promise<void> {
-    const outgoing = this.toClient;
+  private async relay(postgres: PostgresSocket): Promise<void> {
     try {
-      for (;;) {
-        // Not reading lets TCP push back on PostgreSQL while the client catches up.
-        const window = this.windowOpen();
-        if (window) {
-          outgoing.flush();
-          await window;
-          if (this.state === 'closed') break;
-        }
-        const read = postgres.reader.read();
-        let result = outgoing.isEmpty ? await read : await raceNextTurn(read);
-        if (result === NEXT_TURN) {
-          outgoing.flush();
-          result = await read;
-        }
-        if (result.done || this.state === 'closed') break;
-        this.lastActivity = Date.now();
-        const urgent = this.boundaries.scan(result.value);
-        outgoing.add(result.value);
-        if (urgent || outgoing.size >= RELAY_BUFFER_BYTES) outgoing.flush();
-      }
-      outgoing.flush();
+      await relayServerToClient(postgres.reader, this.channel, this.relayHooks);
     } catch (error) {
-      if (this.state !== 'closed') this.log(`read from PostgreSQL failed: ${String(error)}`);
+      if (this.phase.name !== 'closed') this.log(`read from PostgreSQL failed: ${String(error)}`);
     }
     this.onServerEnd();
   }
 
+  /** The window, and the isolate's budget beyond a small guaranteed share, decide whether to read on. */
+  private mayReadFromServer(): boolean {
+    this.updateHeld();
+    if (!this.channel.hasRoom) return false;
+    return !this.load.overBudget(this.config) || this.channel.heldBytes < GUARANTEED_SHARE_BYTES;
+  }
+
+  /**
+   * Resolves on the next echo or at close, and while the isolate is over its budget also after a
+   * short while, to look again: another session freeing budget cannot wake this one (workerd
+   * refuses I/O across requests), so it looks from its own timer.
+   */
+  private roomChanged(): Promise<void> {
+    return new Promise((resolve) => {
+      const poll = this.load.overBudget(this.config) ? setTimeout(() => wake(), ISOLATE_POLL_MS) : null;
+      const wake = () => {
+        if (poll !== null) clearTimeout(poll);
+        this.wakeRelay = null;
+        resolve();
+      };
+      this.wakeRelay = wake;
+    });
+  }
+
+  /** Follows the server's messages for the relay: ReadyForQuery drives the limits. */
+  private scanServerBytes(chunk: Uint8Array): boolean {
+    const urgent = this.boundaries.scan(chunk);
+    while (this.readyForQuerySeen < this.boundaries.readyForQueryCount) {
+      this.readyForQuerySeen += 1;
+      this.onReadyForQuery(this.boundaries.transactionStatus);
+    }
+    return urgent;
+  }
+
+  private onReadyForQuery(status: number): void {
+    if (this.loggingIn) {
+      this.loggingIn = false;
+      this.load.endLogin();
+    }
+    this.limits.readyForQuery(status);
+    const phase = this.phase;
+    if (phase.name !== 'ending') return;
+    // The ReadyForQuery is still to be relayed: end right after it goes out.
+    if (!this.limits.busy) queueMicrotask(() => this.refuse(phase.error));
+    else this.cancelRunningStatement();
+  }
+
+  /**
+   * A limit was reached. With no statement running the session ends at once; otherwise the
+   * statement is cancelled first, so that it cannot commit after the client was told the
+   * session ended, and the session ends at the ReadyForQuery that follows (or after the grace).
+   */
+  private endSession(error: BridgeError): void {
+    const phase = this.phase;
+    if (phase.name === 'queued') {
+      this.refuse(new BridgeError('TOO_MANY_LOGINS', 'sorry, too many clients are logging in already'));
+      return;
+    }
+    if (phase.name !== 'relaying' || !this.limits.busy || !this.boundaries.backendKeyData) {
+      this.refuse(error);
+      return;
+    }
+    this.phase = { name: 'ending', postgres: phase.postgres, error };
+    this.cancelRunningStatement();
+    this.endGrace = timer(this.config.connectTimeoutMs, () => this.refuse(error));
+    this.endGrace.start();
+  }
+
+  private cancelRunningStatement(): void {
+    const key = this.boundaries.backendKeyData;
+    if (!key) return;
+    sendCancelRequest(this.config, this.options.target, cancelRequest(key), (line) => this.log(line)).catch(
+      (error: unknown) => this.log(`cancel request failed: ${String(error)}`),
+    );
+  }
+
   /** PostgreSQL closed its side: pass on its last word, or say the connection was lost. */
   private onServerEnd(): void {
-    if (this.state === 'closed') return;
+    if (this.phase.name === 'closed') return;
     const endedWithError = this.boundaries.atBoundary && this.boundaries.lastMessageType === BackendType.ErrorResponse;
     if (endedWithError || this.framer.sawTerminate) {
       this.close(CloseCode.Normal, 'server closed the connection');
@@ -302,9 +454,16 @@ export class BridgeSession {
   }
 
   private onServerFailure(error: unknown): void {
-    if (this.state === 'closed') return;
+    if (this.phase.name === 'closed') return;
     this.log(`write to PostgreSQL failed: ${String(error)}`);
     this.refuse(new BridgeError('SERVER_CONNECTION_LOST', 'connection to the database server was lost'));
+  }
+
+  /** Where I/O meets the session: known failures keep their code; anything else is an internal error. */
+  private asBridgeError(error: unknown): BridgeError {
+    if (error instanceof BridgeError) return error;
+    this.log(`pgwire-bridge: internal error: ${String(error)}`);
+    return new BridgeError('INTERNAL_ERROR', 'internal error in the bridge');
   }
 
   /**
@@ -313,86 +472,54 @@ export class BridgeSession {
    * server messages, since one in the middle of another would garble the client's stream.
    */
   private refuse(error: BridgeError): void {
-    if (this.state === 'closed') return;
-    this.toClient.flush();
-    if (this.boundaries.atBoundary) safely(() => this.ws.send(encodeFatalError(error)));
+    if (this.phase.name === 'closed') return;
+    this.channel.flush();
+    if (this.boundaries.atBoundary) this.channel.sendNow(encodeFatalError(error));
     this.close(error.closeCode, error.code);
   }
 
-  /** Idle and session-length limits, each ending the session as PostgreSQL ends one it times out. */
-  private startLimits(): void {
-    const { idleTimeoutMs, maxSessionMs } = this.config;
-    if (maxSessionMs > 0) {
-      this.sessionTimer = setTimeout(() => {
-        this.refuse(
-          new BridgeError('SESSION_TOO_LONG', 'terminating connection: the session reached its maximum length'),
-        );
-      }, maxSessionMs);
-    }
-    if (idleTimeoutMs > 0) {
-      // Re-armed at timeout granularity, not per message: the hot path only stores a timestamp.
-      const check = () => {
-        const idleFor = Date.now() - this.lastActivity;
-        if (idleFor >= idleTimeoutMs) {
-          this.refuse(new BridgeError('IDLE_TIMEOUT', 'terminating connection due to idle-session timeout'));
-        } else {
-          this.idleTimer = setTimeout(check, idleTimeoutMs - idleFor);
-        }
-      };
-      this.idleTimer = setTimeout(check, idleTimeoutMs);
-    }
-  }
-
-  /** One structured line per session, and counters when an Analytics Engine dataset is bound. */
-  private report(code: number, reason: string): void {
-    const r = this.record;
-    const line = {
-      event: 'pgwire-bridge.session',
-      target: `${this.options.target.host}:${this.options.target.port}`,
-      user: r.user,
-      database: r.database,
-      subject: r.subject,
-      durationMs: Date.now() - r.startedAt,
-      bytesToServer: r.bytesToServer,
-      bytesToClient: r.bytesToClient,
-      frames: this.framer.frames,
-      closeCode: code,
-      closeReason: reason,
-    };
-    this.log(JSON.stringify(line));
-    const metrics = this.options.metrics;
-    if (metrics) {
-      // Counting must never stop a session from closing.
-      try {
-        metrics.writeDataPoint(sessionDataPoint(line));
-      } catch (error) {
-        this.log(`pgwire-bridge: metrics not written: ${String(error)}`);
-      }
-    }
-  }
-
-  /** Read through a method: the state may change while a connect is awaited. */
+  /** Read through a method: the phase changes under awaits and callbacks that narrowing cannot see. */
   private isClosed(): boolean {
-    return this.state === 'closed';
+    return this.phase.name === 'closed';
+  }
+
+  /** Tells the isolate what this session holds now. */
+  private updateHeld(): void {
+    const now = this.phase.name === 'closed' ? 0 : this.queuedToServer + this.channel.heldBytes;
+    if (now === this.held) return;
+    this.load.hold(now - this.held);
+    this.held = now;
+    if (now > this.peakHeld) this.peakHeld = now;
   }
 
   /** The client went away: leave no backend behind. */
   private onClientGone(): void {
-    if (this.state === 'closed') return;
     this.close(CloseCode.Normal, 'client closed the connection');
   }
 
   private close(code: number, reason: string): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    clearTimeout(this.startupTimer);
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    if (this.sessionTimer !== null) clearTimeout(this.sessionTimer);
-    this.openWindow();
+    const phase = this.phase;
+    if (phase.name === 'closed') return;
+    this.phase = { name: 'closed' };
+    this.limits.stop();
+    this.endGrace?.cancel();
+    this.wakeRelay?.();
+    this.updateHeld();
+    if (phase.name === 'queued') {
+      clearInterval(phase.poll);
+      this.load.cancelLoginWait(phase.ticket);
+    }
+    if (this.loggingIn) this.load.endLogin();
+    if (this.admitted) this.load.leave();
+    this.loggingIn = false;
+    this.admitted = false;
     this.report(code, reason);
-    this.pending = [];
-    const postgres = this.postgres;
-    this.postgres = null;
+    const postgres =
+      phase.name === 'relaying' || phase.name === 'ending'
+        ? phase.postgres
+        : phase.name === 'connecting'
+          ? phase.opened
+          : null;
     if (postgres) {
       // Frames accepted before the end are still queued toward PostgreSQL and must reach it, then a
       // Terminate (only well-formed between two whole client messages), then the close. A server
@@ -405,58 +532,27 @@ export class BridgeSession {
         .catch(() => {})
         .finally(() => postgres.close());
     }
-    safely(() => this.ws.close(code, reason));
-  }
-}
-
-/** Server chunks waiting to go to the client as one WebSocket message. */
-class OutgoingBuffer {
-  private chunks: Uint8Array[] = [];
-  size = 0;
-
-  constructor(private readonly send: (message: Uint8Array) => void) {}
-
-  get isEmpty(): boolean {
-    return this.size === 0;
+    this.channel.close(code, reason);
   }
 
-  add(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-  }
-
-  flush(): void {
-    if (this.size === 0) return;
-    const message = concatBytes(...this.chunks);
-    this.chunks = [];
-    this.size = 0;
-    this.send(message);
-  }
-}
-
-const NEXT_TURN = Symbol('next turn');
-
-/** Resolves with the read if it completes before the event loop turns once more. */
-function raceNextTurn<T>(read: Promise<T>): Promise<T | typeof NEXT_TURN> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const turn = new Promise<typeof NEXT_TURN>((resolve) => {
-    timer = setTimeout(() => resolve(NEXT_TURN), 0);
-  });
-  return Promise.race([read, turn]).finally(() => {
-    if (timer !== null) clearTimeout(timer);
-  });
-}
-
-function asBridgeError(error: unknown): BridgeError {
-  if (error instanceof BridgeError) return error;
-  return new BridgeError('SERVER_UNREACHABLE', 'could not connect to the database server');
-}
-
-/** WebSocket calls throw once the peer is gone; at that point there is no one left to tell. */
-function safely(action: () => void): void {
-  try {
-    action();
-  } catch {
-    // The client is already gone.
+  private report(code: number, reason: string): void {
+    const r = this.record;
+    reportSession(
+      {
+        target: `${this.options.target.host}:${this.options.target.port}`,
+        user: r.user,
+        database: r.database,
+        subject: r.subject,
+        durationMs: Date.now() - r.startedAt,
+        bytesToServer: r.bytesToServer,
+        bytesToClient: this.channel.bytesSent,
+        frames: this.framer.frames,
+        peakHeldBytes: this.peakHeld,
+        closeCode: code,
+        closeReason: reason,
+      },
+      this.log,
+      this.options.metrics,
+    );
   }
 }

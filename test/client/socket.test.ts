@@ -4,20 +4,28 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Socket, SocketError } from 'pgwire-bridge/client';
 import { freePort } from '../../dev/postgres.js';
+import { WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
 
 /** A real WebSocket server on loopback standing in for the bridge, recording every message. */
 async function server(onConnection: (peer: WebSocket) => void = () => {}) {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((resolve) => wss.once('listening', resolve));
   const messages: Buffer[] = [];
+  /** The text messages among them (flow control), and the binary ones. */
+  const texts: string[] = [];
+  const binary: Buffer[] = [];
   const extensions: string[] = [];
   wss.on('connection', (peer, request) => {
     extensions.push(request.headers['sec-websocket-extensions'] ?? '');
-    peer.on('message', (data: Buffer) => messages.push(data));
+    peer.on('message', (data: Buffer, isBinary: boolean) => {
+      messages.push(data);
+      if (isBinary) binary.push(data);
+      else texts.push(data.toString());
+    });
     onConnection(peer);
   });
   servers.push(wss);
-  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/v1`, messages, extensions };
+  return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/v1`, messages, texts, binary, extensions };
 }
 
 const servers: WebSocketServer[] = [];
@@ -237,12 +245,12 @@ describe('client Socket', () => {
     expect(error.message).not.toContain('secret-token');
   });
 
-  it('sends a keepalive ("0") while nothing else goes out, only once flow control is agreed', async () => {
+  it('sends a keepalive ("k") while nothing else goes out, only once flow control is agreed', async () => {
     const { url, messages } = await server();
     const socket = socketTo(url, { keepAliveMs: 40 }).connect();
     await once(socket, 'connect');
     await until(() => messages.length >= 3);
-    expect(messages.slice(0, 3).map(String)).toEqual(['0', '0', '0']);
+    expect(messages.slice(0, 3).map(String)).toEqual(['k', 'k', 'k']);
     socket.destroy();
 
     const plain = await server();
@@ -262,7 +270,7 @@ describe('client Socket', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     await until(() => messages.length >= 20);
-    expect(messages.map(String)).not.toContain('0');
+    expect(messages.map(String)).not.toContain('k');
     socket.destroy();
   });
 
@@ -292,21 +300,46 @@ describe('client Socket backpressure', () => {
     socket.destroy();
   });
 
-  it('holds back at the flow-control window until the bridge acknowledges what PostgreSQL accepted', async () => {
+  it('sends no more than the flow-control window until the bridge echoes its marks', async () => {
     let peer: WebSocket | undefined;
-    const { url, messages } = await server((p) => (peer = p));
+    const { url, binary, texts } = await server((p) => (peer = p));
     const socket = socketTo(url, { maxMessageBytes: 1024 * 1024 }).connect();
     await once(socket, 'connect');
-    const chunk = new Uint8Array(1024 * 1024);
     let drained = false;
     socket.on('drain', () => (drained = true));
-    for (let i = 0; i < 5; i++) socket.write(chunk);
-    await until(() => messages.length === 5);
+    expect(socket.write(new Uint8Array(2 * 1024 * 1024))).toBe(false);
+    await until(() => texts.length > 0);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(drained).toBe(false); // 5 MiB in flight, unacknowledged: above the 4 MiB window
-    peer!.send(String(2 * 1024 * 1024));
+    const binaryBytes = () => binary.reduce((n, m) => n + m.length, 0);
+    // The window's worth went out, marked; the rest waits for an echo.
+    expect(binaryBytes()).toBe(WINDOW_TO_SERVER_BYTES);
+    expect(texts).toEqual(['m0']);
+    expect(drained).toBe(false);
+    // Echo every mark, as the bridge does once PostgreSQL took the bytes: the rest follows.
+    peer!.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary && data.toString().startsWith('m')) peer!.send(`a${data.toString().slice(1)}`);
+    });
+    peer!.send('a0');
     await until(() => drained);
     expect(drained).toBe(true);
+    await until(() => binaryBytes() === 2 * 1024 * 1024);
+    expect(binaryBytes()).toBe(2 * 1024 * 1024);
+    socket.destroy();
+  });
+
+  it("echoes the bridge's marks only once the driver has been handed every byte before them", async () => {
+    let peer: WebSocket | undefined;
+    const { url, texts } = await server((p) => (peer = p));
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    socket.pause();
+    peer!.send(new Uint8Array(1000));
+    peer!.send('mXYZ');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(texts).toEqual([]);
+    socket.resume();
+    await until(() => texts.length > 0);
+    expect(texts).toEqual(['aXYZ']);
     socket.destroy();
   });
 });

@@ -1,41 +1,41 @@
 import { describe, expect, it } from 'vitest';
 import {
   chooseSubprotocol,
-  FLOW_ACK_BYTES,
-  FLOW_WINDOW_BYTES,
+  echoMessage,
+  FLOW_CONTROL_PROTOCOL,
   KEEPALIVE,
-  parseAck,
-} from '../../worker/protocol/subprotocols.js';
+  markMessage,
+  parseFlowMessage,
+} from '../../common/subprotocols.js';
 
-describe('flow-control acknowledgements', () => {
-  it('reads a decimal byte count, 0 being the keepalive', () => {
-    expect(parseAck(KEEPALIVE)).toBe(0);
-    expect(parseAck('1')).toBe(1);
-    expect(parseAck('1048576')).toBe(1048576);
-    expect(parseAck('9999999999')).toBe(9999999999);
+describe('flow-control messages', () => {
+  it('reads marks, echoes and the keepalive', () => {
+    expect(parseFlowMessage(markMessage('3f'))).toEqual({ kind: 'mark', id: '3f' });
+    expect(parseFlowMessage(echoMessage('Ab-_9'))).toEqual({ kind: 'echo', id: 'Ab-_9' });
+    expect(parseFlowMessage(KEEPALIVE)).toEqual({ kind: 'keepalive' });
+    expect(parseFlowMessage(`m${'x'.repeat(24)}`)).toEqual({ kind: 'mark', id: 'x'.repeat(24) });
   });
 
-  it.each(['', '00', '-1', '01', '1.5', ' 1', '1 ', '1e6', 'ack', '12345678901'])('rejects %j', (text) => {
-    expect(parseAck(text)).toBeNull();
-  });
-
-  it('acknowledges often enough that a client reading everything never stalls the window', () => {
-    expect(FLOW_ACK_BYTES).toBeLessThan(FLOW_WINDOW_BYTES);
-  });
+  it.each(['', 'm', 'a', '1048576', '0', 'x12', 'm 1', 'a1 ', 'm1,2', `m${'x'.repeat(25)}`, 'kk', 'a\u00e9'])(
+    'rejects %j',
+    (text) => {
+      expect(parseFlowMessage(text)).toBeNull();
+    },
+  );
 });
 
 describe('the subprotocol an upgrade is answered with', () => {
   it('is flow control when the client offers it, whatever else it offers', () => {
-    expect(chooseSubprotocol(['pgwire-bridge.token.abc', 'pgwire-bridge.v1'])).toBe('pgwire-bridge.v1');
-    expect(chooseSubprotocol(['pgwire-bridge.v1'])).toBe('pgwire-bridge.v1');
+    expect(chooseSubprotocol(['pgwire-bridge.token.abc', FLOW_CONTROL_PROTOCOL])).toBe(FLOW_CONTROL_PROTOCOL);
+    expect(chooseSubprotocol([FLOW_CONTROL_PROTOCOL])).toBe(FLOW_CONTROL_PROTOCOL);
   });
 
   it('is the token carrier when that is all the bridge knows of what was offered', () => {
     expect(chooseSubprotocol(['chat', 'pgwire-bridge.token.abc'])).toBe('pgwire-bridge.token.abc');
   });
 
-  it("is none when nothing offered is the bridge's", () => {
+  it("is none when nothing offered is the bridge's, the retired v1 included", () => {
     expect(chooseSubprotocol([''])).toBeNull();
-    expect(chooseSubprotocol(['chat', 'pgwire-bridge.v2'])).toBeNull();
+    expect(chooseSubprotocol(['chat', 'pgwire-bridge.v1'])).toBeNull();
   });
 });

@@ -7,6 +7,7 @@ import type { Env } from '../../worker/config.js';
 import type { SocketOptions } from 'pgwire-bridge/client';
 import { bridgeClient, directClient, eventually, msUntilBackendGone, postgres } from '../support/clients.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
+import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
 
 // Every bridge here reaches PostgreSQL through the recording proxy, so a test can show that a
 // refusal happened before any TCP connection was opened.
@@ -37,7 +38,9 @@ async function bridge(bindings: Env): Promise<RunningBridge> {
 /** The HTTP status of an upgrade attempt: 101 once the WebSocket is open by the client's rules too. */
 function upgradeStatus(url: string, options: { origin?: string; protocols?: string[] } = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, options.protocols ?? [], { ...(options.origin && { origin: options.origin }) });
+    const ws = new WebSocket(url, options.protocols ?? [FLOW_CONTROL_PROTOCOL], {
+      ...(options.origin && { origin: options.origin }),
+    });
     ws.on('open', () => {
       ws.close();
       resolve(101);
@@ -98,22 +101,25 @@ describe('targets', () => {
 });
 
 describe('flow control', () => {
-  it('FLOW_CONTROL=require refuses clients that do not take part, with 400 and before any TCP', async () => {
-    const b = await bridge({ FLOW_CONTROL: 'require' });
+  it('by default refuses clients that do not take part, with 400 and before any TCP', async () => {
+    const b = await bridge({});
     const before = proxy.connections.length;
-    expect(await upgradeStatus(b.url)).toBe(400);
+    expect(await upgradeStatus(b.url, { protocols: [] })).toBe(400);
     expect(await upgradeStatus(b.url, { protocols: ['something-else'] })).toBe(400);
+    // A client of the retired v1, whose acknowledgements the bridge could not check.
+    expect(await upgradeStatus(b.url, { protocols: ['pgwire-bridge.v1'] })).toBe(400);
     const withoutFlowControl = bridgeClient(b.url, {}, { flowControl: false });
     await expect(withoutFlowControl.connect()).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     expect(proxy.connections.length).toBe(before);
     // The client socket offers flow control by default, and is served.
     expect(await query(b.url)).toEqual([{ ok: 1 }]);
-    expect(await upgradeStatus(b.url, { protocols: ['pgwire-bridge.v1'] })).toBe(101);
+    expect(await upgradeStatus(b.url, { protocols: [FLOW_CONTROL_PROTOCOL] })).toBe(101);
+    expect(logs.some((line) => line.includes('"code":"FLOW_CONTROL_REQUIRED"'))).toBe(true);
   });
 
-  it('by default serves clients that do not take part too', async () => {
-    const b = await bridge({});
-    expect(await upgradeStatus(b.url)).toBe(101);
+  it('with FLOW_CONTROL=offer serves clients that do not take part too', async () => {
+    const b = await bridge({ FLOW_CONTROL: 'offer' });
+    expect(await upgradeStatus(b.url, { protocols: [] })).toBe(101);
     const client = bridgeClient(b.url, {}, { flowControl: false });
     await client.connect();
     expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
@@ -163,7 +169,7 @@ describe('tokens', () => {
   });
 
   it('admits a valid token in the query string or in a subprotocol', async () => {
-    const b = await bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE });
+    const b = await bridge({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, FLOW_CONTROL: 'offer' });
     const token = await hs256({ sub: 'alice' });
     expect(await query(`${b.url}?token=${token}`)).toEqual([{ ok: 1 }]);
     expect(await upgradeStatus(b.url, { protocols: [`pgwire-bridge.token.${token}`] })).toBe(101);

@@ -67,8 +67,21 @@ describe('startup refusals over a real WebSocket', () => {
     expect(session.closeReason).toBe('INVALID_STARTUP_LENGTH');
   });
 
-  it('refuses a text WebSocket message with 08P01', async () => {
+  it('refuses a text WebSocket message that is not flow control with 08P01', async () => {
     const session = await rawSession(bridge.url, ['SELECT 1']);
+    expect(onlyFatal(session.received)).toMatchObject({ C: '08P01' });
+    expect(session.closeReason).toBe('INVALID_ACK');
+  });
+
+  it('refuses any text WebSocket message from a client without flow control with 08P01', async () => {
+    const db = postgres();
+    const offering = await extraBridge({
+      PG_HOST: db.host,
+      PG_PORT: String(db.port),
+      PG_TLS: 'off',
+      FLOW_CONTROL: 'offer',
+    });
+    const session = await rawSession(offering.url, ['k'], 5000, []);
     expect(onlyFatal(session.received)).toMatchObject({ C: '08P01' });
     expect(session.closeReason).toBe('TEXT_MESSAGE');
   });

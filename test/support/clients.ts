@@ -2,6 +2,7 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { Socket, type SocketOptions } from 'pgwire-bridge/client';
+import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import type { PostgresInfo } from '../../dev/postgres.js';
 
@@ -78,22 +79,31 @@ export function directClient(config: pg.ClientConfig = {}): pg.Client {
 }
 
 export interface RawSession {
-  /** Every byte the bridge sent, in order. */
+  /** Every binary byte the bridge sent, in order. */
   received: Uint8Array;
+  /** The flow-control text messages the bridge sent. */
+  texts: string[];
   closeCode: number;
   closeReason: string;
 }
 
-/** Sends each chunk as one binary WebSocket message and collects what comes back until the bridge closes. */
+/**
+ * Sends each chunk as one WebSocket message (strings as text) and collects what comes back until
+ * the bridge closes. It offers flow control, as bridges require by default, and never echoes.
+ */
 export async function rawSession(
   url: string,
   chunks: Array<Uint8Array | string>,
   timeoutMs = 5000,
-  protocols: string[] = [],
+  protocols: string[] = [FLOW_CONTROL_PROTOCOL],
 ): Promise<RawSession> {
   const ws = new WebSocket(url, protocols, { perMessageDeflate: false });
   const received: Buffer[] = [];
-  ws.on('message', (data: Buffer) => received.push(data));
+  const texts: string[] = [];
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) received.push(data);
+    else texts.push(data.toString());
+  });
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -109,7 +119,7 @@ export async function rawSession(
       resolve([code, reason.toString()]);
     });
   });
-  return { received: new Uint8Array(Buffer.concat(received)), closeCode, closeReason };
+  return { received: new Uint8Array(Buffer.concat(received)), texts, closeCode, closeReason };
 }
 
 /** Polls until `check` holds or the time is up; returns the last value seen. */

@@ -1,6 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
 import WebSocket from 'ws';
+import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
 import { Bytes, concat, errorFields, message, readMessages, startupMessage, type BackendMessage } from './wire.js';
 
 /** How the raw client reaches the server: a WebSocket to the bridge, or TCP straight to PostgreSQL. */
@@ -38,15 +39,21 @@ export class RawClient {
     this.wake();
   }
 
-  /** A WebSocket to the bridge at `url`. */
+  /**
+   * A WebSocket to the bridge at `url`, taking part in flow control as bridges require by default:
+   * it echoes each of the bridge's marks as soon as it arrives, having read everything before it.
+   */
   static async open(url: string): Promise<RawClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, [FLOW_CONTROL_PROTOCOL], { perMessageDeflate: false });
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
     });
     const client = new RawClient();
-    ws.on('message', (data: Buffer) => client.receive(new Uint8Array(data)));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) client.receive(new Uint8Array(data));
+      else if (data.toString().startsWith('m')) ws.send(`a${data.toString().slice(1)}`);
+    });
     ws.on('close', (code: number) => client.onClose(code));
     client.transport = { send: (b) => ws.send(b), close: () => ws.close(), drop: () => ws.terminate() };
     return client;

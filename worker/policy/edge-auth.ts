@@ -1,6 +1,6 @@
 import { jwtVerify, type JWTPayload } from 'jose';
 import type { JwtPolicy } from '../config.js';
-import { TOKEN_PROTOCOL_PREFIX } from '../protocol/subprotocols.js';
+import { TOKEN_PROTOCOL_PREFIX } from '../../common/subprotocols.js';
 import { ASYMMETRIC, verificationKey } from './jwt-keys.js';
 
 export { KeyError } from './jwt-keys.js';

@@ -49,13 +49,10 @@ export interface EdgeLogin {
  * (CREDENTIAL_NOT_FOR_TARGET), so the bridge never proves the password to a server it was not
  * meant for. Null without edge-held credentials.
  */
-export function chooseRole(config: BridgeConfig, claims: Claims | null, target: Target): EdgeLogin | BridgeError | null;
-/** @deprecated Pass the session's target: `chooseRole(config, claims, target)`. */
-export function chooseRole(config: BridgeConfig, claims: Claims | null): EdgeLogin | BridgeError | null;
 export function chooseRole(
   config: BridgeConfig,
   claims: Claims | null,
-  target?: Target,
+  target: Target,
 ): EdgeLogin | BridgeError | null {
   if (config.credentials === null) return null;
   let role: unknown = config.credentials.keys().next().value;
@@ -67,10 +64,8 @@ export function chooseRole(
   if (credential === undefined) {
     return new BridgeError('ROLE_NOT_ALLOWED', `role "${String(role)}" may not be used through this bridge`);
   }
-  // Without a target from the caller, only a fixed PG_HOST is certain.
-  const to = target ?? (config.targets === null ? { host: config.host, port: config.port } : null);
-  const host = to && (canonicalHost(to.host) ?? to.host.toLowerCase());
-  if (!credential.targets.some((bound) => bound.host === host && bound.port === to?.port)) {
+  const host = canonicalHost(target.host) ?? target.host.toLowerCase();
+  if (!credential.targets.some((bound) => bound.host === host && bound.port === target.port)) {
     return new BridgeError(
       'CREDENTIAL_NOT_FOR_TARGET',
       `role "${String(role)}" may not be used with the database server this session asked for`,

@@ -1,5 +1,5 @@
 import { readUint32 } from './bytes.js';
-import { BackendType, FRAME_HEADER_LENGTH, MIN_FRAME_LENGTH } from './constants.js';
+import { BackendType, FRAME_HEADER_LENGTH, MAX_CANCEL_KEY_LENGTH, MIN_FRAME_LENGTH } from './constants.js';
 
 /**
  * Backend messages after which PostgreSQL may wait for the client or which the client must see
@@ -21,17 +21,28 @@ for (const type of [
   FLUSH_AFTER[type] = 1;
 }
 
+/** Bodies the bridge keeps: ReadyForQuery's status byte, BackendKeyData's process id and key. */
+const KEEP_BODY_OF = new Set<number>([BackendType.ReadyForQuery, BackendType.BackendKeyData]);
+const MAX_KEPT_BODY = 4 + MAX_CANCEL_KEY_LENGTH;
+
 /**
  * Follows message boundaries in the server→client stream without copying it (protocol-overview,
- * "Messaging Overview"). The relay asks it two things: whether the bytes seen so far end on a
- * message boundary (only there may the bridge add a message of its own), and whether the last
- * complete message is one the client should get without delay.
+ * "Messaging Overview"). The relay asks it whether the bytes seen so far end on a message
+ * boundary (only there may the bridge add a message of its own), and whether the last complete
+ * message is one the client should get without delay; the session reads the ReadyForQuery
+ * messages seen (for its idle limits) and the BackendKeyData (to cancel a running statement).
  */
 export class BackendBoundaries {
   private remaining = 0;
   private headerFill = 0;
   private readonly header = new Uint8Array(FRAME_HEADER_LENGTH);
   private lastType = -1;
+  /** The body being kept, while its message passes. */
+  private body: Uint8Array | null = null;
+  private bodyFill = 0;
+  private readyCount = 0;
+  private lastStatus = -1;
+  private keyData: Uint8Array | null = null;
 
   /** Scans a chunk; returns true when it ends right after a message to flush without delay. */
   scan(chunk: Uint8Array): boolean {
@@ -39,6 +50,7 @@ export class BackendBoundaries {
     while (pos < chunk.length) {
       if (this.remaining > 0) {
         const skip = Math.min(this.remaining, chunk.length - pos);
+        if (this.body) this.keep(chunk.subarray(pos, pos + skip));
         pos += skip;
         this.remaining -= skip;
         continue;
@@ -52,8 +64,42 @@ export class BackendBoundaries {
       this.lastType = this.header[0]!;
       // A length below 4 cannot come from PostgreSQL; count it as an empty body to stay in step.
       this.remaining = Math.max(readUint32(this.header, 1), MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
+      if (KEEP_BODY_OF.has(this.lastType) && this.remaining <= MAX_KEPT_BODY) {
+        this.body = new Uint8Array(this.remaining);
+        this.bodyFill = 0;
+        if (this.remaining === 0) this.keep(chunk.subarray(pos, pos));
+      }
     }
     return this.atBoundary && FLUSH_AFTER[this.lastType] === 1;
+  }
+
+  private keep(bytes: Uint8Array): void {
+    const body = this.body!;
+    body.set(bytes, this.bodyFill);
+    this.bodyFill += bytes.length;
+    if (this.bodyFill < body.length) return;
+    this.body = null;
+    if (this.lastType === BackendType.ReadyForQuery) {
+      this.readyCount += 1;
+      this.lastStatus = body[0] ?? -1;
+    } else {
+      this.keyData = body;
+    }
+  }
+
+  /** ReadyForQuery messages seen so far. */
+  get readyForQueryCount(): number {
+    return this.readyCount;
+  }
+
+  /** The transaction status of the last ReadyForQuery (I, T or E), or -1 before any. */
+  get transactionStatus(): number {
+    return this.lastStatus;
+  }
+
+  /** BackendKeyData's body (process id, then the secret key), once the server sent it. */
+  get backendKeyData(): Uint8Array | null {
+    return this.keyData;
   }
 
   /** True when every message seen so far is complete. */

@@ -57,10 +57,16 @@ export class FrontendFramer {
 
   private terminated = false;
   private framesJudged = 0;
+  private syncPointsJudged = 0;
 
   /** Normal-phase frames accepted so far. */
   get frames(): number {
     return this.framesJudged;
+  }
+
+  /** Query, Sync and FunctionCall frames accepted so far: each earns one ReadyForQuery. */
+  get syncPoints(): number {
+    return this.syncPointsJudged;
   }
 
   /** True when every byte accepted so far belongs to a whole message: a message may be added here. */
@@ -192,6 +198,9 @@ export class FrontendFramer {
     this.remaining = length - MIN_FRAME_LENGTH;
     this.framesJudged += 1;
     if (type === FrontendType.Terminate) this.terminated = true;
+    else if (type === FrontendType.Query || type === FrontendType.Sync || type === FrontendType.FunctionCall) {
+      this.syncPointsJudged += 1;
+    }
     return null;
   }
 }

@@ -1,4 +1,4 @@
-import { FrontendType, MIN_STARTUP_PACKET_LENGTH, NEGOTIATE_SSL_CODE } from './constants.js';
+import { CANCEL_REQUEST_CODE, FrontendType, MIN_STARTUP_PACKET_LENGTH, NEGOTIATE_SSL_CODE } from './constants.js';
 import { SCRAM_SHA_256 } from './scram.js';
 
 /** Messages the bridge itself sends to PostgreSQL (protocol-message-formats). */
@@ -40,4 +40,14 @@ export function saslInitialResponse(clientFirst: string): Uint8Array {
 /** SASLResponse: the client-final-message as it is. */
 export function saslResponse(clientFinal: string): Uint8Array {
   return frontendMessage(FrontendType.PasswordMessage, encoder.encode(clientFinal));
+}
+
+/** CancelRequest (protocol-flow, "Canceling Requests in Progress"): BackendKeyData's body after the code. */
+export function cancelRequest(backendKeyData: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + backendKeyData.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, out.length);
+  view.setUint32(4, CANCEL_REQUEST_CODE);
+  out.set(backendKeyData, 8);
+  return out;
 }

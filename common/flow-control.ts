@@ -1,0 +1,143 @@
+/**
+ * Window accounting for flow control, the same in both directions: the client socket sends to
+ * the bridge as the bridge sends to the client. Pure: it counts numbers and says what to send.
+ *
+ * The sender counts the binary bytes it sends and, every FLOW_MARK_BYTES and whenever its window
+ * fills, sends a mark (a text message, subprotocols.ts) counting everything sent before it. The
+ * receiver echoes a mark once it has consumed every byte before it: handed it to the driver, or
+ * written it to PostgreSQL. The sender keeps at most its window past the last echoed mark.
+ *
+ * A mark travels behind the bytes it counts, and the bridge's mark ids are random, so an echo
+ * proves that the bytes before the mark left the sender: a client can lie about having consumed
+ * them, never about having received them. That is what bounds the bridge's memory: workerd's
+ * WebSocket send() never blocks and has no bufferedAmount, so bytes a client does not read would
+ * otherwise pile up in the Worker.
+ */
+
+/** Bytes the client may send past the bridge's last echo: PostgreSQL-bound bytes the Worker may hold. */
+export const WINDOW_TO_SERVER_BYTES = 256 * 1024;
+/** Bytes the bridge may send past the client's last echo: result bytes the Worker may hold. */
+export const WINDOW_TO_CLIENT_BYTES = 1024 * 1024;
+/** Marks at least this often, in window quarters, so an echo arrives long before the window closes. */
+const MARKS_PER_WINDOW = 4;
+/**
+ * An honest sender has at most MARKS_PER_WINDOW marks in its window, plus one when it fills and
+ * one on the edge: more outstanding marks are a sender growing the receiver's list on purpose.
+ */
+export const MAX_OUTSTANDING_MARKS = MARKS_PER_WINDOW + 2;
+
+interface Mark {
+  readonly id: string;
+  /** Bytes sent before the mark, counted from the start of the session. */
+  readonly at: number;
+}
+
+/** The sending side of one direction. */
+export class FlowSender {
+  private sent = 0;
+  private echoedAt = 0;
+  private lastMarkAt = 0;
+  private readonly marks: Mark[] = [];
+  private readonly markEvery: number;
+
+  constructor(
+    readonly window: number,
+    private readonly nextId: () => string,
+  ) {
+    this.markEvery = window / MARKS_PER_WINDOW;
+  }
+
+  /** Bytes sent and not yet covered by an echoed mark. */
+  get unacknowledged(): number {
+    return this.sent - this.echoedAt;
+  }
+
+  /** How many more bytes may be sent now. */
+  get room(): number {
+    return Math.max(0, this.window - this.unacknowledged);
+  }
+
+  /** Counts `bytes` as sent; returns the id of a mark to send right after them, or null. */
+  count(bytes: number): string | null {
+    this.sent += bytes;
+    const sinceMark = this.sent - this.lastMarkAt;
+    return sinceMark > 0 && (sinceMark >= this.markEvery || this.room === 0) ? this.mark() : null;
+  }
+
+  /** A mark covering everything sent so far, unless the last one does already: for a sender about to wait. */
+  markAll(): string | null {
+    return this.sent > this.lastMarkAt ? this.mark() : null;
+  }
+
+  /** The receiver echoed `id`. False when no outstanding mark has that id: the receiver made it up. */
+  echoed(id: string): boolean {
+    const index = this.marks.findIndex((mark) => mark.id === id);
+    if (index === -1) return false;
+    this.echoedAt = this.marks[index]!.at;
+    this.marks.splice(0, index + 1);
+    return true;
+  }
+
+  private mark(): string {
+    const id = this.nextId();
+    this.marks.push({ id, at: this.sent });
+    this.lastMarkAt = this.sent;
+    return id;
+  }
+}
+
+/** The receiving side of one direction. */
+export class FlowReceiver {
+  private received = 0;
+  private consumed = 0;
+  private echoedAt = 0;
+  private readonly marks: Mark[] = [];
+
+  constructor(readonly window: number) {}
+
+  /** Bytes received and not yet covered by a mark this side echoed. */
+  get unacknowledged(): number {
+    return this.received - this.echoedAt;
+  }
+
+  /** `bytes` arrived. False when the sender went past its window: it is not to be trusted to stop. */
+  receive(bytes: number): boolean {
+    this.received += bytes;
+    return this.unacknowledged <= this.window;
+  }
+
+  /** A mark arrived. False when the sender has more outstanding than an honest one can have. */
+  mark(id: string): boolean {
+    if (this.marks.length >= MAX_OUTSTANDING_MARKS) return false;
+    this.marks.push({ id, at: this.received });
+    return true;
+  }
+
+  /** `bytes` more were consumed (negative to take back bytes counted early). */
+  consume(bytes: number): void {
+    this.consumed += bytes;
+  }
+
+  /** The id of the last mark whose bytes are all consumed, to echo now; null when there is none new. */
+  takeEcho(): string | null {
+    let echo: Mark | undefined;
+    while (this.marks.length > 0 && this.marks[0]!.at <= this.consumed) echo = this.marks.shift();
+    if (!echo) return null;
+    this.echoedAt = echo.at;
+    return echo.id;
+  }
+}
+
+/** Random mark ids, for a sender whose receiver must not guess them (the bridge). */
+export function randomMarkId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
+  return btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_');
+}
+
+/** Counting mark ids, for a sender whose receiver has nothing to gain by guessing (the client). */
+export function countingMarkIds(): () => string {
+  let next = 0;
+  return () => (next++).toString(36);
+}

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import {
+  countingMarkIds,
+  FlowReceiver,
+  FlowSender,
+  MAX_OUTSTANDING_MARKS,
+  randomMarkId,
+} from '../../common/flow-control.js';
+
+const WINDOW = 1000;
+
+describe('FlowSender', () => {
+  it('marks every quarter window and never lets more than the window go unechoed', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds());
+    expect(sender.room).toBe(1000);
+    expect(sender.count(100)).toBeNull();
+    expect(sender.count(150)).toBe('0'); // 250 sent: a quarter window
+    expect(sender.count(750)).toBe('1'); // the window is full
+    expect(sender.room).toBe(0);
+    expect(sender.unacknowledged).toBe(1000);
+    expect(sender.echoed('0')).toBe(true);
+    expect(sender.room).toBe(250);
+    expect(sender.echoed('1')).toBe(true);
+    expect(sender.room).toBe(1000);
+  });
+
+  it('marks everything before it waits, once', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds());
+    sender.count(10);
+    expect(sender.markAll()).toBe('0');
+    expect(sender.markAll()).toBeNull();
+    expect(sender.echoed('0')).toBe(true);
+    expect(sender.unacknowledged).toBe(0);
+  });
+
+  it('refuses echoes of marks it never sent, or already echoed', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds());
+    sender.count(300);
+    expect(sender.echoed('7')).toBe(false);
+    expect(sender.echoed('0')).toBe(true);
+    expect(sender.echoed('0')).toBe(false);
+    expect(sender.unacknowledged).toBe(0);
+  });
+
+  it('takes an echo of a later mark as covering every earlier one', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds());
+    sender.count(250);
+    sender.count(250);
+    sender.count(250);
+    expect(sender.echoed('2')).toBe(true);
+    expect(sender.unacknowledged).toBe(0);
+    expect(sender.echoed('0')).toBe(false);
+  });
+
+  it('uses random ids a receiver cannot guess', () => {
+    const ids = new Set(Array.from({ length: 1000 }, randomMarkId));
+    expect(ids.size).toBe(1000);
+    for (const id of ids) expect(id).toMatch(/^[0-9A-Za-z_-]{12}$/);
+  });
+});
+
+describe('FlowReceiver', () => {
+  it('echoes a mark once every byte before it is consumed', () => {
+    const receiver = new FlowReceiver(WINDOW);
+    expect(receiver.receive(300)).toBe(true);
+    expect(receiver.mark('a')).toBe(true);
+    receiver.consume(299);
+    expect(receiver.takeEcho()).toBeNull();
+    receiver.consume(1);
+    expect(receiver.takeEcho()).toBe('a');
+    expect(receiver.takeEcho()).toBeNull();
+  });
+
+  it('echoes only the last of several consumed marks', () => {
+    const receiver = new FlowReceiver(WINDOW);
+    for (const id of ['a', 'b', 'c']) {
+      receiver.receive(100);
+      receiver.mark(id);
+    }
+    receiver.consume(250);
+    expect(receiver.takeEcho()).toBe('b');
+    receiver.consume(50);
+    expect(receiver.takeEcho()).toBe('c');
+  });
+
+  it('refuses a sender past its window, counted from what this side echoed', () => {
+    const receiver = new FlowReceiver(WINDOW);
+    expect(receiver.receive(1000)).toBe(true);
+    expect(receiver.receive(1)).toBe(false);
+    const honest = new FlowReceiver(WINDOW);
+    honest.receive(1000);
+    honest.mark('x');
+    honest.consume(1000);
+    expect(honest.takeEcho()).toBe('x');
+    expect(honest.receive(1000)).toBe(true);
+    expect(honest.receive(1)).toBe(false);
+  });
+
+  it('refuses more outstanding marks than an honest sender can have', () => {
+    const receiver = new FlowReceiver(WINDOW);
+    for (let i = 0; i < MAX_OUTSTANDING_MARKS; i++) expect(receiver.mark(String(i))).toBe(true);
+    expect(receiver.mark('one-too-many')).toBe(false);
+  });
+});
+
+describe('a sender and a receiver together', () => {
+  it('move any amount through any consumption pattern without the receiver ever refusing', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      let state = seed;
+      const random = (n: number) => {
+        state = (state * 48271) % 2147483647;
+        return state % n;
+      };
+      const sender = new FlowSender(WINDOW, countingMarkIds());
+      const receiver = new FlowReceiver(WINDOW);
+      let toSend = 20_000;
+      let unconsumed = 0;
+      const marksInFlight: string[] = [];
+      while (toSend > 0 || unconsumed > 0) {
+        const size = Math.min(toSend, sender.room, 1 + random(400));
+        if (size > 0) {
+          toSend -= size;
+          expect(receiver.receive(size)).toBe(true);
+          unconsumed += size;
+          const mark = sender.count(size);
+          if (mark) marksInFlight.push(mark);
+        } else {
+          const mark = sender.markAll();
+          if (mark) marksInFlight.push(mark);
+        }
+        for (const mark of marksInFlight.splice(0)) expect(receiver.mark(mark)).toBe(true);
+        const consumed = Math.min(unconsumed, random(500));
+        unconsumed -= consumed;
+        receiver.consume(consumed);
+        const echo = receiver.takeEcho();
+        if (echo) expect(sender.echoed(echo)).toBe(true);
+      }
+      expect(sender.unacknowledged).toBeLessThanOrEqual(WINDOW);
+    }
+  });
+});
