@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
@@ -32,6 +32,8 @@ export function bundleWorker(): Promise<string> {
 export interface RunningBridge {
   /** ws:// URL of the bridge endpoint. */
   readonly url: string;
+  /** The workerd process running the Worker (Linux), for measuring its memory from outside. */
+  readonly pid: number | null;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,8 @@ export interface BridgeOptions {
   script?: string;
   /** Binds METRICS to a (local) Workers Analytics Engine dataset of this name. */
   analyticsEngineDataset?: string;
+  /** Binds RATE_LIMITER to a Workers Rate Limiting binding (Miniflare enforces it locally). */
+  rateLimit?: { limit: number; period: 10 | 60 };
 }
 
 /** Miniflare's options for one bridge Worker, for a Miniflare that runs other Workers beside it. */
@@ -55,6 +59,7 @@ export async function bridgeWorkerOptions(options: BridgeOptions): Promise<Worke
     ...(options.analyticsEngineDataset && {
       analyticsEngineDatasets: { METRICS: { dataset: options.analyticsEngineDataset } },
     }),
+    ...(options.rateLimit && { ratelimits: { RATE_LIMITER: { simple: options.rateLimit } } }),
     ...(options.trustedCaPem && {
       outboundService: {
         network: { allow: ['public', 'private'], tlsOptions: { trustedCertificates: [options.trustedCaPem] } },
@@ -67,6 +72,7 @@ export async function bridgeWorkerOptions(options: BridgeOptions): Promise<Worke
 export async function startBridge(
   options: BridgeOptions & { port?: number; log?: (line: string) => void },
 ): Promise<RunningBridge> {
+  const before = workerdChildren();
   const mf = new Miniflare({
     ...(await bridgeWorkerOptions(options)),
     host: '127.0.0.1',
@@ -78,8 +84,36 @@ export async function startBridge(
     },
   });
   const base = await mf.ready;
+  const started = workerdChildren().filter((pid) => !before.includes(pid));
   return {
     url: new URL(BRIDGE_PATH, base.href.replace(/^http/, 'ws')).href,
+    pid: started.length === 1 ? started[0]! : null,
     stop: () => mf.dispose(),
   };
+}
+
+/** Process ids of the workerd processes this process started (Linux; empty elsewhere). */
+function workerdChildren(): number[] {
+  try {
+    return readdirSync(`/proc/${process.pid}/task`)
+      .flatMap((task) => readFileSync(`/proc/${process.pid}/task/${task}/children`, 'utf8').split(' '))
+      .filter((pid) => pid.trim() !== '')
+      .map(Number)
+      .filter((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'workerd';
+        } catch {
+          return false;
+        }
+      });
+  } catch {
+    return [];
+  }
+}
+
+/** A process's resident memory in bytes (VmRSS, Linux), read from outside it. */
+export function residentBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]) * 1024;
 }
