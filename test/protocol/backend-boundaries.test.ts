@@ -43,3 +43,38 @@ describe('BackendBoundaries', () => {
     expect(new BackendBoundaries().scan(concat(dataRow, commandComplete))).toBe(false);
   });
 });
+
+describe('what the session reads off the server stream', () => {
+  const key = message('K', new Bytes().int32(4242).raw(new Uint8Array(32).fill(7)).build());
+  const inTransaction = message('Z', Uint8Array.of(0x54));
+  const stream = concat(key, readyForQuery, dataRow, commandComplete, inTransaction);
+
+  it('counts ReadyForQuery messages and keeps the last status and the BackendKeyData, however they are split', () => {
+    for (let at = 0; at <= stream.length; at++) {
+      for (let second = at; second <= stream.length; second += 7) {
+        const boundaries = new BackendBoundaries();
+        boundaries.scan(stream.subarray(0, at));
+        boundaries.scan(stream.subarray(at, second));
+        boundaries.scan(stream.subarray(second));
+        expect(boundaries.readyForQueryCount).toBe(2);
+        expect(boundaries.transactionStatus).toBe(0x54);
+        expect([...boundaries.backendKeyData!]).toEqual([...key.subarray(5)]);
+      }
+    }
+  });
+
+  it('has seen neither before they arrive', () => {
+    const boundaries = new BackendBoundaries();
+    boundaries.scan(concat(dataRow, commandComplete));
+    expect(boundaries.readyForQueryCount).toBe(0);
+    expect(boundaries.transactionStatus).toBe(-1);
+    expect(boundaries.backendKeyData).toBeNull();
+  });
+
+  it('does not keep a BackendKeyData longer than any key PostgreSQL sends', () => {
+    const boundaries = new BackendBoundaries();
+    boundaries.scan(message('K', new Uint8Array(4 + 257)));
+    expect(boundaries.backendKeyData).toBeNull();
+    expect(boundaries.atBoundary).toBe(true);
+  });
+});

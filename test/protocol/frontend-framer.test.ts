@@ -66,6 +66,13 @@ describe('FrontendFramer: a valid session', () => {
     }
   });
 
+  it('counts the messages that each earn a ReadyForQuery: Query, Sync, FunctionCall', () => {
+    const functionCall = message('F', new Bytes().int32(1).int16(0).int16(0).int16(0).build());
+    for (const chunks of everySplit(concat(STARTUP, frames, functionCall))) {
+      expect(run(chunks).framer.syncPoints).toBe(3);
+    }
+  });
+
   it('decodes the startup parameters in order and defaults the database to the user', () => {
     const { events } = run([STARTUP]);
     const startup = events[0]!;

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { WINDOW_TO_CLIENT_BYTES } from '../../common/flow-control.js';
+import { ClientChannel, RELAY_BUFFER_BYTES } from '../../worker/client-channel.js';
+
+/** Records what the channel sends, as a WebSocket's peer would receive it. */
+function recorder() {
+  const sent: Array<Uint8Array | string> = [];
+  const ws = { send: (data: Uint8Array | string) => sent.push(data), close: () => {} } as unknown as WebSocket;
+  return { ws, sent };
+}
+
+describe('ClientChannel', () => {
+  it('counts every binary byte it sends, one-byte answers included, so echoes refer to what was sent', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true);
+    channel.sendNow(Uint8Array.of(0x4e)); // the N to an SSLRequest
+    channel.add(new Uint8Array(100));
+    channel.flush();
+    expect(channel.bytesSent).toBe(101);
+    expect(channel.toClient!.unacknowledged).toBe(101);
+    expect(sent.map((m) => (typeof m === 'string' ? m[0] : m.length))).toEqual([1, 100]);
+  });
+
+  it('marks every quarter window and stops taking more at the window until an echo', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true);
+    while (channel.hasRoom) {
+      channel.add(new Uint8Array(RELAY_BUFFER_BYTES));
+      channel.flush();
+    }
+    expect(channel.heldBytes).toBe(WINDOW_TO_CLIENT_BYTES);
+    const marks = sent.filter((m): m is string => typeof m === 'string');
+    expect(marks).toHaveLength(4);
+    expect(channel.toClient!.echoed(marks[3]!.slice(1))).toBe(true);
+    expect(channel.hasRoom).toBe(true);
+    expect(channel.heldBytes).toBe(0);
+  });
+
+  it('without flow control sends as bytes come, with nothing to count against', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, false);
+    for (let i = 0; i < 100; i++) channel.sendNow(new Uint8Array(RELAY_BUFFER_BYTES));
+    expect(channel.hasRoom).toBe(true);
+    expect(sent.every((m) => typeof m !== 'string')).toBe(true);
+  });
+
+  it('sends nothing once closed', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true);
+    channel.close(1000, 'done');
+    channel.sendNow(new Uint8Array(10));
+    expect(sent).toEqual([]);
+  });
+});
