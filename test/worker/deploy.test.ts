@@ -10,6 +10,7 @@ describe('wrangler.toml', () => {
   it('builds with `wrangler deploy --dry-run`, and that very bundle bridges pg to PostgreSQL', async () => {
     const { script, stdout } = await bundleWithWrangler(root);
     expect(stdout).toContain('env.PG_HOST');
+    expect(stdout).toContain('env.RATE_LIMITER');
 
     const db = postgres();
     const bridge = await startBridge({
