@@ -60,15 +60,10 @@ export class SessionLimits {
     return this.owed > 0;
   }
 
-  /** The StartupMessage is in: the login's clock starts. */
+  /** The StartupMessage (or a CancelRequest) is in: the login's clock starts. */
   startupDone(): void {
     this.startup.cancel();
     this.login.start();
-  }
-
-  /** A CancelRequest is in: its own connection is bounded by the connect timeout. */
-  cancelRequested(): void {
-    this.startup.cancel();
   }
 
   /** The client sent whole or partial frames, `syncPoints` of them Query, Sync or FunctionCall. */

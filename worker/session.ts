@@ -219,7 +219,8 @@ export class BridgeSession {
         this.onStartup(event);
         return;
       case 'cancel':
-        this.limits.cancelRequested();
+        // The login clock bounds the wait for a slot and the cancel's own connection alike.
+        this.limits.startupDone();
         this.whenLoginSlotFree(() => {
           this.phase = { name: 'cancelling' };
           void this.forwardCancel(event.packet);
