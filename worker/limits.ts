@@ -60,6 +60,14 @@ export class SessionLimits {
     return this.owed > 0;
   }
 
+  /**
+   * True while a statement, COPY or function call may be running: logged in, and a ReadyForQuery
+   * owed. During the login nothing can commit, so there is nothing to cancel.
+   */
+  get statementRunning(): boolean {
+    return this.loggedIn && this.owed > 0;
+  }
+
   /** The StartupMessage (or a CancelRequest) is in: the login's clock starts. */
   startupDone(): void {
     this.startup.cancel();

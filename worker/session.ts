@@ -425,7 +425,7 @@ export class BridgeSession {
       this.refuse(new BridgeError('TOO_MANY_LOGINS', 'sorry, too many clients are logging in already'));
       return;
     }
-    if (phase.name !== 'relaying' || !this.limits.busy || !this.boundaries.backendKeyData) {
+    if (phase.name !== 'relaying' || !this.limits.statementRunning || !this.boundaries.backendKeyData) {
       this.refuse(error);
       return;
     }
