@@ -7,8 +7,10 @@ export interface RelayHooks {
   /** Resolves when that may have changed: an echo came, the budget freed up, or the session closed. */
   roomChanged(): Promise<void>;
   isClosed(): boolean;
-  /** Server bytes read; true when they end right after a message the client must get at once. */
-  scan(chunk: Uint8Array): boolean;
+  /** Server bytes read, as the client is to get them: views of the chunk, or a message rewritten. */
+  pass(chunk: Uint8Array): Uint8Array[];
+  /** Server bytes about to be sent; true when they end right after a message the client must get at once. */
+  scan(bytes: Uint8Array): boolean;
 }
 
 /**
@@ -39,8 +41,12 @@ export async function relayServerToClient(
       result = await read;
     }
     if (result.done || hooks.isClosed()) break;
-    const urgent = hooks.scan(result.value);
-    channel.add(result.value);
+    let urgent = false;
+    for (const bytes of hooks.pass(result.value)) {
+      urgent = hooks.scan(bytes);
+      channel.add(bytes);
+    }
+    if (hooks.isClosed()) break;
     if (urgent || channel.buffered >= RELAY_BUFFER_BYTES) channel.flush();
   }
   channel.flush();

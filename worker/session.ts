@@ -26,6 +26,7 @@ import { encodeFatalError } from './protocol/error-response.js';
 import { BridgeError } from './protocol/errors.js';
 import { FrontendFramer, type FrontendEvent } from './protocol/frontend-framer.js';
 import { cancelRequest, TERMINATE } from './protocol/requests.js';
+import { SaslOfferFilter } from './protocol/sasl-offer-filter.js';
 import { encodeStartupMessage } from './protocol/startup.js';
 import { relayServerToClient, type RelayHooks } from './relay.js';
 import { reportSession, type SessionRecord } from './session-report.js';
@@ -82,6 +83,7 @@ export class BridgeSession {
   private phase: Phase = { name: 'startup' };
   private readonly framer: FrontendFramer;
   private readonly boundaries = new BackendBoundaries();
+  private readonly saslOffer = new SaslOfferFilter();
   private readonly channel: ClientChannel;
   private readonly limits: SessionLimits;
   private readonly load: IsolateLoad;
@@ -103,6 +105,7 @@ export class BridgeSession {
     mayRead: () => this.mayReadFromServer(),
     roomChanged: () => this.roomChanged(),
     isClosed: () => this.isClosed(),
+    pass: (chunk) => this.passServerBytes(chunk),
     scan: (chunk) => this.scanServerBytes(chunk),
   };
 
@@ -341,8 +344,10 @@ export class BridgeSession {
     this.record.bytesToServer += startupPacket.length;
     // What PostgreSQL said after the bridge's own login (AuthenticationOk on) goes to the client first.
     if (afterLogin) {
-      this.scanServerBytes(afterLogin);
-      this.channel.sendNow(afterLogin);
+      for (const bytes of this.passServerBytes(afterLogin)) {
+        this.scanServerBytes(bytes);
+        this.channel.sendNow(bytes);
+      }
     }
     for (const bytes of phase.queue) this.write(postgres, bytes);
     void this.relay(postgres);
@@ -391,7 +396,20 @@ export class BridgeSession {
     });
   }
 
-  /** Follows the server's messages for the relay: ReadyForQuery drives the limits. */
+  /**
+   * Server bytes as the client is to get them: during the login, AuthenticationSASL without
+   * SCRAM-SHA-256-PLUS, which binds to the bridge's TLS leg and not to the client's.
+   */
+  private passServerBytes(chunk: Uint8Array): Uint8Array[] {
+    try {
+      return this.saslOffer.push(chunk);
+    } catch (error) {
+      this.refuse(this.asBridgeError(error));
+      return [];
+    }
+  }
+
+  /** Follows the server's messages (as sent to the client) for the relay: ReadyForQuery drives the limits. */
   private scanServerBytes(chunk: Uint8Array): boolean {
     const urgent = this.boundaries.scan(chunk);
     while (this.readyForQuerySeen < this.boundaries.readyForQueryCount) {
