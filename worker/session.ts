@@ -229,6 +229,10 @@ export class BridgeSession {
           void this.forwardCancel(event.packet);
         });
         return;
+      case 'left-before-startup':
+        // As PostgreSQL does: no word to a client that has already gone (pg's connect(); end()).
+        this.close(CloseCode.Normal, 'client left before startup');
+        return;
       case 'frames':
         this.toServer(event.bytes);
         return;

@@ -295,3 +295,24 @@ describe('FrontendFramer: normal-phase refusals', () => {
     expect(framer.push(query('SELECT 1'))).toEqual([]);
   });
 });
+
+describe('FrontendFramer: a client that leaves before its startup', () => {
+  it('lets a Terminate where the startup packet should be go without a refusal, however it is split', () => {
+    for (const stream of [terminate(), concat(terminate(), query('SELECT 1')), concat(sslRequest(), terminate())]) {
+      for (const chunks of everySplit(stream)) {
+        const { kinds, forwarded } = run(chunks);
+        expect(kinds).toEqual([...(stream[0] === 0x58 ? [] : ['ssl-request']), 'left-before-startup']);
+        expect(forwarded.length).toBe(0);
+      }
+    }
+  });
+
+  it('waits for the fifth byte before judging, and refuses anything else that starts like it', () => {
+    const framer = new FrontendFramer(LIMITS);
+    expect(framer.push(terminate().subarray(0, 4))).toEqual([]);
+    for (const fifth of [0, 5, 0x58]) {
+      const { error } = run([Uint8Array.of(0x58, 0, 0, 0, fifth)]);
+      expect([error?.code, error?.sqlState]).toEqual(['INVALID_STARTUP_LENGTH', '08P01']);
+    }
+  });
+});

@@ -34,7 +34,11 @@ export function referenceVerdict(stream: Uint8Array, maxMessageLength = 0x3fffff
   for (;;) {
     if (stream.length - at < 4) return none(null);
     const length = u32(stream, at);
-    if (length < 8 || length > 10000) return none('08P01');
+    if (length < 8 || length > 10000) {
+      // Terminate (X 00 00 00 04) where a startup packet should be: the client left, refused by no one.
+      if (length === 0x58000000 && (stream.length - at < 5 || stream[at + 4] === 4)) return none(null);
+      return none('08P01');
+    }
     if (stream.length - at < length) return none(null);
     const packet = stream.subarray(at, at + length);
     at += length;

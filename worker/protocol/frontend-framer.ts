@@ -18,6 +18,8 @@ export type FrontendEvent =
   | { readonly type: 'gssenc-request' }
   | { readonly type: 'startup'; readonly packet: Uint8Array; readonly message: StartupMessage }
   | { readonly type: 'cancel'; readonly packet: Uint8Array }
+  /** Terminate where the startup packet should be: the client left before it began. */
+  | { readonly type: 'left-before-startup' }
   /** Validated normal-phase bytes, safe to forward to PostgreSQL as they are. */
   | { readonly type: 'frames'; readonly bytes: Uint8Array }
   /** The stream is refused here: nothing from this point on may be forwarded. */
@@ -29,6 +31,8 @@ export interface FramerLimits {
 }
 
 const STARTUP_LENGTH_BYTES = 4;
+/** The first four bytes of Terminate (`X 00 00 00`), read as a startup packet's length. */
+const TERMINATE_AS_LENGTH = FrontendType.Terminate * 2 ** 24;
 
 /**
  * Frames the client→server byte stream incrementally, however it is split into chunks, and decides
@@ -99,12 +103,13 @@ export class FrontendFramer {
       this.headerFill += take;
       pos += take;
       if (this.headerFill < STARTUP_LENGTH_BYTES) return pos;
-      this.headerFill = 0;
       const length = readUint32(this.header, 0);
       if (length < MIN_STARTUP_PACKET_LENGTH || length > MAX_STARTUP_PACKET_LENGTH) {
+        if (length === TERMINATE_AS_LENGTH) return this.judgeTerminate(chunk, pos, events);
         this.refuse(new BridgeError('INVALID_STARTUP_LENGTH', 'invalid length of startup packet'), events);
         return chunk.length;
       }
+      this.headerFill = 0;
       this.packet = new Uint8Array(length);
       this.packet.set(this.header.subarray(0, STARTUP_LENGTH_BYTES));
       this.packetFill = STARTUP_LENGTH_BYTES;
@@ -119,6 +124,20 @@ export class FrontendFramer {
       this.judgeStartupPacket(packet, events);
     }
     return pos;
+  }
+
+  /**
+   * `X 00 00 00` read as a length: a Terminate (X 00 00 00 04) is a client that ended before it
+   * started (pg's `connect(); end()` in one breath), which PostgreSQL lets go without a word, and
+   * so does the bridge. Any other fifth byte is garbage like the rest.
+   */
+  private judgeTerminate(chunk: Uint8Array, pos: number, events: FrontendEvent[]): number {
+    if (pos === chunk.length) return pos;
+    this.headerFill = 0;
+    this.phase = 'ended';
+    if (chunk[pos] === MIN_FRAME_LENGTH) events.push({ type: 'left-before-startup' });
+    else this.refuse(new BridgeError('INVALID_STARTUP_LENGTH', 'invalid length of startup packet'), events);
+    return chunk.length;
   }
 
   private judgeStartupPacket(packet: Uint8Array, events: FrontendEvent[]): void {
