@@ -134,6 +134,8 @@ describe('maximum session length', () => {
       message: 'canceling statement due to user request',
     });
     await s.ended;
+    // Then the FATAL, outside any query.
+    expect(s.errors[0]).toMatchObject({ code: '57P01', severity: 'FATAL' });
     expect(await suite.log.session('SESSION_TOO_LONG', after)).toMatchObject({ closeCode: 1001 });
     await msUntilBackendGone(watcher, s.pid);
     expect(await committed('session-too-long')).toBe(0);
@@ -173,6 +175,7 @@ describe('token expiry', () => {
     const s = await connected(suite.bridge.url, { token });
     expect(await settle(s.client.query(slowInsert('token-expired')))).toMatchObject({ code: '57014' });
     await s.ended;
+    expect(s.errors[0]).toMatchObject({ code: '28000', severity: 'FATAL' });
     await expiredSession(suite.log, 'expires-busy');
     await msUntilBackendGone(watcher, s.pid);
     expect(await committed('token-expired')).toBe(0);
