@@ -3,7 +3,7 @@ import { chooseSubprotocol, FLOW_CONTROL_PROTOCOL } from '../common/subprotocols
 import { ConfigError, loadConfigAsync, type BridgeConfig, type Env } from './config.js';
 import { BRIDGE_PATH } from './paths.js';
 import { presentedToken, verifyToken } from './policy/edge-auth.js';
-import { chooseTarget, type Target } from './policy/targets.js';
+import { checkFixedTarget, chooseTarget, type Target } from './policy/targets.js';
 import { BridgeError } from './protocol/errors.js';
 import { BridgeSession } from './session.js';
 
@@ -87,10 +87,14 @@ async function upgrade(request: Request, env: Env): Promise<Response> {
   // The target is decided before any TCP: the fixed one, or the client's pick from the allowlist.
   let target: Target = { host: config.host, port: config.port };
   let refusal: BridgeError | undefined;
+  const [host, port] = [url.searchParams.get('host'), url.searchParams.get('port')];
   if (config.targets) {
-    const chosen = chooseTarget(config.targets, url.searchParams.get('host'), url.searchParams.get('port'));
+    const chosen = chooseTarget(config.targets, host, port);
     if (typeof chosen === 'string') refusal = new BridgeError('TARGET_NOT_ALLOWED', chosen);
     else target = chosen;
+  } else {
+    const refused = checkFixedTarget(target, host, port);
+    if (refused !== null) refusal = new BridgeError('TARGET_NOT_ALLOWED', refused);
   }
   new BridgeSession(server, config, {
     target,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalHost, chooseTarget, parseTargets } from '../../worker/policy/targets.js';
+import { canonicalHost, checkFixedTarget, chooseTarget, parseTargets } from '../../worker/policy/targets.js';
 
 const { entries, problems } = parseTargets(
   'db.example.com:5432, *.pg.example.net:6543, 10.1.2.3:5432, [2001:db8::7]:5432',
@@ -54,5 +54,31 @@ describe('PG_TARGETS', () => {
     expect(canonicalHost('[2001:DB8::7]')).toBe('[2001:db8:0:0:0:0:0:7]');
     expect(canonicalHost('1.2.3.4')).toBe('1.2.3.4');
     expect(canonicalHost('1.2.3.256')).toBeNull();
+  });
+});
+
+describe('the host and port a driver names, with one fixed server', () => {
+  const fixed = { host: 'db.example.com', port: 6432 };
+
+  it.each([
+    ['nothing', null, null],
+    ["the drivers' defaults", 'localhost', '5432'],
+    ['the defaults as addresses', '127.0.0.1', '5432'],
+    ['the IPv6 loopback, as drivers write it', '::1', '5432'],
+    ['the fixed server', 'DB.example.com', '6432'],
+    ['the fixed server without a port', 'db.example.com', null],
+    ['only the port of the fixed server', '', '6432'],
+  ])('allows %s', (_, host, port) => {
+    expect(checkFixedTarget(fixed, host, port)).toBeNull();
+  });
+
+  it.each([
+    ['another host', 'unreachable.example', '5432'],
+    ['another port of localhost', 'localhost', '6543'],
+    ['another port of the fixed server', 'db.example.com', '5432'],
+    ['another address', '10.0.0.7', null],
+    ['a spelling that is not an address', '0x7f.1', '5432'],
+  ])('refuses %s', (_, host, port) => {
+    expect(checkFixedTarget(fixed, host, port)).toEqual(expect.any(String));
   });
 });

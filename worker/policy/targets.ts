@@ -67,6 +67,33 @@ export function chooseTarget(
   return allowed ? { host: wanted, port: portNumber } : `target "${host}:${portNumber}" is not allowed`;
 }
 
+/** Where drivers connect when the user names nothing (libpq, pg and postgres.js alike). */
+const DRIVER_DEFAULT_HOSTS = new Set(['localhost', '127.0.0.1', '[0:0:0:0:0:0:0:1]']);
+const DRIVER_DEFAULT_PORT = 5432;
+
+/**
+ * With one fixed server, the host and port a driver names must name that server or be the
+ * drivers' defaults (localhost:5432, what they send when the user sets nothing); anything else
+ * names another server, and connecting to the fixed one instead would let the client believe
+ * it reached a server it did not. Null when allowed.
+ */
+export function checkFixedTarget(fixed: Target, host: string | null, port: string | null): TargetRefusal | null {
+  // Drivers write IPv6 addresses without brackets.
+  const named =
+    host === null || host === ''
+      ? null
+      : canonicalHost(host.includes(':') && !host.startsWith('[') ? `[${host}]` : host);
+  const portNumber = port === null || port === '' ? null : Number(port);
+  const namesFixed =
+    (host === null || host === '' || named === canonicalHost(fixed.host)) &&
+    (portNumber === null || portNumber === fixed.port);
+  const namesDefault =
+    (host === null || host === '' || (named !== null && DRIVER_DEFAULT_HOSTS.has(named))) &&
+    (portNumber === null || portNumber === DRIVER_DEFAULT_PORT);
+  if (namesFixed || namesDefault) return null;
+  return `this bridge serves one database server; "${host ?? ''}:${port ?? DRIVER_DEFAULT_PORT}" is not it`;
+}
+
 /**
  * Lower-case DNS name, canonical dotted-quad IPv4, or bracketed IPv6 (IPv4-mapped addresses
  * written as IPv4); null for anything else, including other spellings of IPv4 addresses.

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { bridgeClient, postgres, tlsBridgeForSuite } from '../support/clients.js';
+
+// With one fixed server (PG_HOST), the driver's host and port travel to the bridge: a driver
+// pointed at another server is refused before any TCP, not quietly given the fixed one.
+const suite = tlsBridgeForSuite();
+
+describe("the driver's host and port, with one fixed server", () => {
+  it("works with the drivers' defaults and with the fixed server's own address", async () => {
+    const db = postgres();
+    for (const config of [{}, { host: 'localhost', port: 5432 }, { host: db.host, port: db.port }]) {
+      const client = bridgeClient(suite.bridge.url, config);
+      await client.connect();
+      expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+      await client.end();
+    }
+  });
+
+  it('refuses another server with FATAL 28000 instead of ignoring it', async () => {
+    for (const config of [
+      { host: 'unreachable.example', port: 5432 },
+      { host: 'localhost', port: 6543 },
+    ]) {
+      const client = bridgeClient(suite.bridge.url, config);
+      await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
+    }
+  });
+});
