@@ -15,6 +15,7 @@ import {
 } from '../common/subprotocols.js';
 import { Emitter } from './emitter.js';
 import { openWithFetch, type UpgradingFetch } from './fetch-upgrade.js';
+import { TlsRequestWatch } from './tls-request-watch.js';
 
 /** The standard WebSocket constructor: globalThis.WebSocket in browsers, Deno, Bun, Workers and Node ≥ 22; `ws` in older Node. */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: object) => WebSocketLike;
@@ -99,15 +100,22 @@ type WriteCallback = (error?: Error | null) => void;
 
 /**
  * A Node `net.Socket` look-alike over a WebSocket to pgwire-bridge, with the surface PostgreSQL
- * drivers use: connect, write, end, destroy, the no-op socket options, and the events connect,
- * data, end, close, error and drain. Writes made in one tick go out as one WebSocket message,
- * sent from a microtask (never a timer), and may be made before the WebSocket is open.
+ * drivers and Node's `tls.connect({ socket })` use: connect, write, end, destroy, cork/uncork,
+ * pause/resume, setTimeout, the no-op socket options, the address and byte counters, and the
+ * events connect, data, end, close, error, drain, timeout, pause and resume. Writes made in one
+ * tick go out as one WebSocket message, sent from a microtask (never a timer), and may be made
+ * before the WebSocket is open.
  */
 export class Socket extends Emitter {
   connecting = false;
   destroyed = false;
   writable = true;
   readable = true;
+  /** PostgreSQL bytes handed to the driver and taken from it (flow-control messages not counted). */
+  bytesRead = 0;
+  bytesWritten = 0;
+  /** The idle timeout set with setTimeout(), in milliseconds; 0 when off. */
+  timeout = 0;
 
   private ws: WebSocketLike | null = null;
   private readonly url: string;
@@ -139,6 +147,10 @@ export class Socket extends Emitter {
   private paused = false;
   private unread: Uint8Array[] = [];
   private endPending = false;
+  /** cork() calls not yet matched by uncork(): writes wait until the last uncork(). */
+  private corked = 0;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly tlsWatch = new TlsRequestWatch();
 
   constructor(options: SocketOptions) {
     super();
@@ -152,6 +164,31 @@ export class Socket extends Emitter {
     this.askForFlowControl = options.flowControl ?? true;
     this.token = options.token;
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
+  }
+
+  /** The bridge's host and port, as net.Socket gives its peer's, once open. */
+  get remoteAddress(): string | undefined {
+    return this.ws && !this.connecting ? new URL(this.url).hostname.replace(/^\[|\]$/g, '') : undefined;
+  }
+
+  get remotePort(): number | undefined {
+    if (!this.ws || this.connecting) return undefined;
+    const { port, protocol } = new URL(this.url);
+    return port ? Number(port) : protocol === 'wss:' || protocol === 'https:' ? 443 : 80;
+  }
+
+  get remoteFamily(): string | undefined {
+    const address = this.remoteAddress;
+    return address === undefined ? undefined : address.includes(':') ? 'IPv6' : 'IPv4';
+  }
+
+  /** A WebSocket has no local address a driver could use: `{}`, as net.Socket gives before it connects. */
+  address(): Record<string, never> {
+    return {};
+  }
+
+  get writableCorked(): number {
+    return this.corked;
   }
 
   get readyState(): 'opening' | 'open' | 'readOnly' | 'writeOnly' | 'closed' {
@@ -264,6 +301,18 @@ export class Socket extends Emitter {
       return false;
     }
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    if (this.tlsWatch.written(bytes)) {
+      // The driver starts TLS although the bridge said N: it would only ever get a TLS alert.
+      this.fail(
+        new SocketError(
+          'the bridge does not offer TLS inside its WebSocket (wss:// is the encrypted link): do not set ssl, or set it to "prefer"',
+          'ERR_SSL_NOT_OFFERED',
+        ),
+      );
+      return false;
+    }
+    this.bytesWritten += bytes.length;
+    this.touch();
     if (bytes.length > 0) {
       this.pending.push(bytes);
       this.pendingBytes += bytes.length;
@@ -291,6 +340,7 @@ export class Socket extends Emitter {
     if (this.ended) return this;
     this.ended = true;
     this.writable = false;
+    this.corked = 0;
     if (!this.connecting) this.flush();
     return this;
   }
@@ -299,6 +349,7 @@ export class Socket extends Emitter {
     if (this.destroyed) return this;
     this.destroyed = true;
     this.stopKeepAlive();
+    this.setTimeout(0);
     this.writable = false;
     this.readable = false;
     this.pending = [];
@@ -312,12 +363,15 @@ export class Socket extends Emitter {
     return this;
   }
 
+  /** Holds data back from 'data' listeners (and so from the bridge's flow control) until resume(). */
   pause(): this {
+    if (!this.paused) this.emit('pause');
     this.paused = true;
     return this;
   }
 
   resume(): this {
+    if (this.paused) this.emit('resume');
     this.paused = false;
     while (!this.paused && this.unread.length > 0) this.deliver(this.unread.shift()!);
     if (this.unread.length === 0 && this.endPending) this.finishReading();
@@ -342,7 +396,28 @@ export class Socket extends Emitter {
   setKeepAlive(): this {
     return this;
   }
-  setTimeout(): this {
+  /** Writes wait until as many uncork() calls; tls.connect corks around each batch it writes. */
+  cork(): void {
+    this.corked += 1;
+  }
+
+  uncork(): void {
+    if (this.corked === 0) return;
+    this.corked -= 1;
+    if (this.corked === 0 && this.pendingBytes + this.pendingCallbacks.length > 0) this.flush();
+  }
+
+  /**
+   * As net.Socket: after `ms` without data either way, emit 'timeout' (the socket stays open; the
+   * caller decides). 0 turns it off; a callback is added as a 'timeout' listener (removed with 0).
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (callback) {
+      if (ms === 0) this.off('timeout', callback);
+      else this.once('timeout', callback);
+    }
+    this.timeout = ms;
+    this.touch();
     return this;
   }
   ref(): this {
@@ -379,6 +454,7 @@ export class Socket extends Emitter {
    */
   private flush(): void {
     this.flushScheduled = false;
+    if (this.corked > 0) return;
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
     const sender = this.flowSender;
@@ -447,6 +523,8 @@ export class Socket extends Emitter {
 
   private onData(chunk: Uint8Array): void {
     this.flowReceiver?.receive(chunk.length);
+    this.tlsWatch.received(chunk);
+    this.touch();
     if (this.paused || this.unread.length > 0) {
       this.unread.push(chunk);
       this.emit('readable');
@@ -462,6 +540,7 @@ export class Socket extends Emitter {
 
   /** The driver has been handed `bytes` more: echo the bridge's marks they complete. */
   private delivered(bytes: number): void {
+    this.bytesRead += bytes;
     this.flowReceiver?.consume(bytes);
     this.echoDelivered();
   }
@@ -490,6 +569,19 @@ export class Socket extends Emitter {
     this.keepAliveTimer = null;
   }
 
+  /** Activity restarts the idle timeout. */
+  private touch(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    if (this.timeout <= 0 || this.destroyed) return;
+    const timer = setTimeout(() => {
+      this.idleTimer = null;
+      this.emit('timeout');
+    }, this.timeout);
+    (timer as { unref?: () => void }).unref?.();
+    this.idleTimer = timer;
+  }
+
   private onWebSocketClose(code: number): void {
     this.stopKeepAlive();
     this.connecting = false;
@@ -513,6 +605,7 @@ export class Socket extends Emitter {
     if (!this.endPending || this.closeEmitted) return;
     this.endPending = false;
     this.destroyed = true;
+    this.setTimeout(0);
     this.readable = false;
     this.emit('end');
     this.emitClose();
@@ -527,10 +620,14 @@ export class Socket extends Emitter {
     if (ws && ws.readyState <= OPEN) ws.close();
     if (this.destroyed) return;
     this.destroyed = true;
-    queueMicrotask(() => {
+    this.stopKeepAlive();
+    this.setTimeout(0);
+    // A task later, not a microtask: a driver that awaits its socket factory (postgres.js) adds
+    // its listeners after a few microtasks, and a failure it never hears of leaves it waiting.
+    setTimeout(() => {
       this.emit('error', error);
       this.emitClose();
-    });
+    }, 0);
   }
 
   /** The WebSocket never opened; `reason`, when the implementation gave one, says why. */

@@ -343,3 +343,136 @@ describe('client Socket backpressure', () => {
     socket.destroy();
   });
 });
+
+describe('client Socket: the rest of the net.Socket surface drivers and tls use', () => {
+  it('holds writes while corked and sends them together at the last uncork()', async () => {
+    const { url, messages } = await server();
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    socket.cork();
+    socket.cork();
+    socket.write(Uint8Array.of(1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    socket.write(Uint8Array.of(2));
+    socket.uncork();
+    expect(socket.writableCorked).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(messages).toEqual([]);
+    socket.uncork();
+    await until(() => messages.length > 0);
+    expect(messages.map((m) => [...m])).toEqual([[1, 2]]);
+    socket.destroy();
+  });
+
+  it("emits 'timeout' after the idle time set with setTimeout(), restarted by traffic, and stays open", async () => {
+    const { url } = await server((peer) => setTimeout(() => peer.send(Uint8Array.of(1)), 40));
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    const started = Date.now();
+    const fired = new Promise<number>((resolve) => socket.setTimeout(60, () => resolve(Date.now() - started)));
+    socket.on('data', () => {});
+    expect(await fired).toBeGreaterThanOrEqual(95);
+    expect(socket.timeout).toBe(60);
+    expect(socket.readyState).toBe('open');
+    let again = false;
+    socket.on('timeout', () => (again = true));
+    socket.setTimeout(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(again).toBe(false);
+    socket.destroy();
+  });
+
+  it('tells its peer, address, byte counts and ready state as net.Socket does', async () => {
+    const { url } = await server((peer) => peer.send(Uint8Array.of(1, 2, 3)));
+    const socket = socketTo(url);
+    expect([socket.remoteAddress, socket.remotePort]).toEqual([undefined, undefined]);
+    socket.connect();
+    expect(socket.readyState).toBe('opening');
+    await once(socket, 'connect');
+    expect(socket.readyState).toBe('open');
+    expect([socket.remoteAddress, socket.remotePort, socket.remoteFamily]).toEqual([
+      '127.0.0.1',
+      Number(new URL(url).port),
+      'IPv4',
+    ]);
+    expect(socket.address()).toEqual({});
+    socket.on('data', () => {});
+    socket.write(Uint8Array.of(9, 9));
+    await until(() => socket.bytesRead === 3);
+    expect([socket.bytesRead, socket.bytesWritten]).toEqual([3, 2]);
+    socket.destroy();
+    await once(socket, 'close');
+    expect(socket.readyState).toBe('closed');
+  });
+
+  it("emits 'pause' and 'resume' and withholds data between them", async () => {
+    let peer!: WebSocket;
+    const { url } = await server((p) => (peer = p));
+    const socket = socketTo(url).connect();
+    await once(socket, 'connect');
+    const events: string[] = [];
+    for (const event of ['pause', 'resume']) socket.on(event, () => events.push(event));
+    socket.on('data', (chunk: Uint8Array) => events.push(`data:${[...chunk]}`));
+    socket.pause();
+    socket.pause();
+    peer.send(Uint8Array.of(5));
+    await once(socket, 'readable');
+    socket.resume();
+    expect(events).toEqual(['pause', 'resume', 'data:5']);
+    socket.destroy();
+  });
+
+  it("carries Node's TLS (tls.connect({ socket })) end to end", async () => {
+    const { createTestCertificates } = await import('../../dev/certs.js');
+    const certs = await createTestCertificates();
+    const { createServer: createTlsServer, connect: tlsConnect } = await import('node:tls');
+    const { connect: tcpConnect } = await import('node:net');
+    const echo = createTlsServer({ cert: certs.serverCertPem, key: certs.serverKeyPem }, (s) => s.pipe(s));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    // The WebSocket peer pipes to the TLS server, as the bridge pipes to PostgreSQL.
+    const { url } = await server((peer) => {
+      const tcp = tcpConnect((echo.address() as AddressInfo).port, '127.0.0.1');
+      tcp.on('data', (chunk) => peer.send(chunk));
+      peer.on('message', (data: Buffer) => tcp.write(data));
+      peer.on('close', () => tcp.destroy());
+    });
+    const socket = socketTo(url).connect();
+    const tls = tlsConnect({ socket: socket as never, ca: certs.caPem, servername: 'localhost' });
+    await new Promise((resolve, reject) => tls.once('secureConnect', resolve).once('error', reject));
+    tls.write('hello over TLS');
+    const reply = await new Promise<Buffer>((resolve) => tls.once('data', resolve));
+    expect(reply.toString()).toBe('hello over TLS');
+    tls.destroy();
+    echo.close();
+  });
+
+  it('fails at once, with ERR_SSL_NOT_OFFERED, a driver that starts TLS after the bridge said N', async () => {
+    const { url } = await server((peer) => peer.once('message', () => peer.send(Uint8Array.of(0x4e))));
+    const socket = socketTo(url).connect();
+    const error = once<SocketError>(socket, 'error');
+    socket.write(Uint8Array.of(0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f));
+    await once(socket, 'data');
+    expect(socket.write(Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0x05))).toBe(false);
+    expect((await error).code).toBe('ERR_SSL_NOT_OFFERED');
+  });
+
+  it('goes on as usual after N when the driver sends its StartupMessage instead', async () => {
+    const { url, binary } = await server((peer) => peer.once('message', () => peer.send(Uint8Array.of(0x4e))));
+    const socket = socketTo(url).connect();
+    socket.write(Uint8Array.of(0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f));
+    await once(socket, 'data');
+    socket.write(Uint8Array.of(0, 0, 0, 9, 0, 3, 0, 0, 0));
+    await until(() => binary.length === 2);
+    expect(socket.destroyed).toBe(false);
+    socket.destroy();
+  });
+
+  it('tells a failure to open to listeners added a few microtasks after connect(), as postgres.js adds them', async () => {
+    const socket = socketTo('ftp://127.0.0.1/v1').connect();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    const events: string[] = [];
+    socket.on('error', (error: SocketError) => events.push(error.code));
+    await once(socket, 'close');
+    expect(events).toEqual(['ERR_INVALID_URL']);
+  });
+});

@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import postgresJs from 'postgres';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Socket } from 'pgwire-bridge/client';
 import type { RunningBridge } from '../../dev/bridge.js';
-import { bridgeClient, eventually, postgres, startTlsBridge } from '../support/clients.js';
+import { bridgeClient, bridgePostgresJs, eventually, postgres, startTlsBridge } from '../support/clients.js';
 
 // postgres.js, unmodified, through the shim via its `socket` option; results compared with
 // postgres.js over direct TCP.
@@ -14,20 +12,7 @@ let bridge: RunningBridge;
 let viaBridge: postgresJs.Sql;
 let direct: postgresJs.Sql;
 
-function bridged(url: string, options: postgresJs.Options<{}> = {}): postgresJs.Sql {
-  const db = postgres();
-  // postgres.js starts talking at once: the socket must take writes before it is open.
-  // (Its type declarations leave the `socket` option out.)
-  const socket = { socket: () => new Socket({ url, WebSocket: WebSocket as never }).connect() };
-  return postgresJs({
-    user: db.user,
-    pass: db.password,
-    database: db.database,
-    onnotice: () => {},
-    ...(socket as postgresJs.Options<{}>),
-    ...options,
-  });
-}
+const bridged = (url: string, options: postgresJs.Options<{}> = {}) => bridgePostgresJs(url, options);
 
 beforeAll(async () => {
   const db = postgres();

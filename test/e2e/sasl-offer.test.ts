@@ -1,10 +1,7 @@
 import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import postgresJs from 'postgres';
-import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { Socket } from 'pgwire-bridge/client';
-import { bridgeClient, postgres, tlsBridgeForSuite } from '../support/clients.js';
+import { bridgeClient, bridgePostgresJs, postgres, tlsBridgeForSuite } from '../support/clients.js';
 import { RawClient } from '../support/raw-client.js';
 import { Bytes, packet, readMessages, startupMessage } from '../support/wire.js';
 
@@ -53,9 +50,7 @@ describe('the SASL mechanisms a client is offered through the bridge', () => {
     expect(rows).toEqual([{ ssl: true }]);
     await client.end();
 
-    const db = postgres();
-    const socket = { socket: () => new Socket({ url: suite.bridge.url, WebSocket: WebSocket as never }).connect() };
-    const sql = postgresJs({ user: db.user, pass: db.password, database: db.database, ...(socket as object) });
+    const sql = bridgePostgresJs(suite.bridge.url);
     const [row] = await sql`SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`;
     expect(row).toEqual({ ssl: true });
     await sql.end();

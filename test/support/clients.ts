@@ -1,4 +1,5 @@
 import pg from 'pg';
+import postgresJs from 'postgres';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { Socket, type SocketOptions } from 'pgwire-bridge/client';
@@ -62,6 +63,27 @@ export function bridgeClient(
     ...config,
     stream: () => new Socket({ url, WebSocket: WebSocket as never, ...socket }) as never,
   });
+}
+
+/**
+ * Unmodified postgres.js whose socket is the shim, talking to the bridge at `url`. postgres.js
+ * starts talking at once, so the socket must take writes before it is open; its type
+ * declarations leave the `socket` option out.
+ */
+export function bridgePostgresJs(
+  url: string,
+  options: postgresJs.Options<{}> | Record<string, unknown> = {},
+): postgresJs.Sql {
+  const db = postgres();
+  const socket = { socket: () => new Socket({ url, WebSocket: WebSocket as never }).connect() };
+  return postgresJs({
+    user: db.user,
+    pass: db.password,
+    database: db.database,
+    onnotice: () => {},
+    ...socket,
+    ...options,
+  } as postgresJs.Options<{}>);
 }
 
 /** A pg client on direct TCP (with TLS), for comparisons and for watching the server. */
