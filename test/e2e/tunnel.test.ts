@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, residentBytes, type RunningBridge } from '../../dev/bridge.js';
 import { directClient, msUntilBackendGone, postgres, startTlsBridge } from '../support/clients.js';
-import { startTunnelProcess, type TunnelProcess } from '../support/tunnel.js';
+import { psql, runTool, startTunnelProcess, type TunnelProcess } from '../support/tunnel.js';
 
 // `pgwire-bridge tunnel`, the built command, between libpq's psql and a TLS bridge.
 let bridge: RunningBridge;
@@ -17,40 +16,6 @@ afterAll(async () => {
   await tunnel?.stop();
   await bridge?.stop();
 });
-
-/** Runs a command to its end; its exit code and output. */
-export function runTool(
-  command: string,
-  args: string[],
-  options: { env?: Record<string, string>; input?: string; timeoutMs?: number; onSpawn?: (pid: number) => void } = {},
-): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: 'pipe' });
-    options.onSpawn?.(child.pid!);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command} did not finish: ${stderr}`));
-    }, options.timeoutMs ?? 20_000);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
-
-/** psql through a tunnel, as a user would run it: the connection string from the ready line. */
-export function psql(through: TunnelProcess, args: string[], options: Parameters<typeof runTool>[2] = {}) {
-  const db = postgres();
-  return runTool('psql', [`${through.connectionString}&user=${db.user}&dbname=${db.database}`, '-X', ...args], {
-    ...options,
-    env: { PGPASSWORD: db.password, ...options.env },
-  });
-}
 
 describe('pgwire-bridge tunnel', () => {
   it('prints one ready line with a loopback connection string', () => {
@@ -173,17 +138,26 @@ describe('pgwire-bridge tunnel when the bridge cannot be reached', () => {
     const watcher = directClient();
     await watcher.connect();
     const closing = await startTunnelProcess(bridge.url);
-    const session = psql(closing, ['-c', 'SELECT pg_sleep(30) -- ctrl-c']);
+    // An idle session: psql waits for more input.
+    let psqlPid = 0;
+    const session = psql(closing, [], {
+      input: "SELECT 'ctrl-c' AS marker;\n",
+      keepStdinOpen: true,
+      onSpawn: (spawned) => (psqlPid = spawned),
+    });
     let pid: number | undefined;
     for (let i = 0; i < 100 && pid === undefined; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      const { rows } = await watcher.query("SELECT pid FROM pg_stat_activity WHERE query LIKE '%-- ctrl-c'");
+      const { rows } = await watcher.query(
+        "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT ''ctrl-c'' AS marker;' AND state = 'idle'",
+      );
       pid = rows[0]?.pid;
     }
     expect(pid).toBeDefined();
     expect(await closing.stop()).toBe(0);
-    expect((await session).code).not.toBe(0);
     expect(await msUntilBackendGone(watcher, pid!)).toBeLessThan(2000);
+    process.kill(psqlPid, 'SIGKILL');
+    await session;
     await watcher.end();
   });
 });

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { PostgresInfo } from '../../dev/postgres.js';
+import { postgres } from './clients.js';
 
 const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -42,4 +44,50 @@ export async function startTunnelProcess(url: string, extra: string[] = []): Pro
       return exited;
     },
   };
+}
+
+/** Runs a command to its end; its exit code and output. */
+export function runTool(
+  command: string,
+  args: string[],
+  options: {
+    env?: Record<string, string>;
+    input?: string;
+    /** Write the input and leave stdin open: the command waits for more (an idle psql). */
+    keepStdinOpen?: boolean;
+    timeoutMs?: number;
+    onSpawn?: (pid: number) => void;
+  } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: 'pipe' });
+    options.onSpawn?.(child.pid!);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} did not finish: ${stderr}`));
+    }, options.timeoutMs ?? 20_000);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    if (options.keepStdinOpen) child.stdin.write(options.input ?? '');
+    else child.stdin.end(options.input ?? '');
+  });
+}
+
+/** psql through a tunnel, as a user would run it: the connection string from the ready line. */
+export function psql(
+  through: TunnelProcess,
+  args: string[],
+  options: Parameters<typeof runTool>[2] = {},
+  db: PostgresInfo = postgres(),
+) {
+  return runTool('psql', [`${through.connectionString}&user=${db.user}&dbname=${db.database}`, '-X', ...args], {
+    ...options,
+    env: { PGPASSWORD: db.password, ...options.env },
+  });
 }
