@@ -30,6 +30,17 @@ describe('the package users install', () => {
     }
   });
 
+  it('has the pgwire-bridge command, a Node script that imports only Node built-ins and ws', async () => {
+    const pkg = JSON.parse(await readFile(`${root}package.json`, 'utf8'));
+    expect(pkg.bin).toEqual({ 'pgwire-bridge': 'dist/cli.js' });
+    const code = await readFile(`${root}dist/cli.js`, 'utf8');
+    expect(code.startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const specifiers = [
+      ...code.matchAll(/(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(["']([^"']+)["']\)/g),
+    ];
+    expect(specifiers.map((m) => m[1] ?? m[2]).filter((s) => !s!.startsWith('node:') && s !== 'ws')).toEqual([]);
+  });
+
   it('works when imported by its package name', async () => {
     const client = await import('pgwire-bridge/client');
     const net = await import('pgwire-bridge/net');
