@@ -102,7 +102,7 @@ export class SessionLimits {
       this.sessionLength,
       this.tokenExpiry,
     ]) {
-      t.cancel();
+      t.dispose();
     }
   }
 }

@@ -525,7 +525,7 @@ export class BridgeSession {
     if (phase.name === 'closed') return;
     this.phase = { name: 'closed' };
     this.limits.stop();
-    this.endGrace?.cancel();
+    this.endGrace?.dispose();
     this.wakeRelay?.();
     this.updateHeld();
     if (phase.name === 'queued') {

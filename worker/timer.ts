@@ -2,37 +2,47 @@
 export interface Timer {
   /** Starts the timer, or starts it over when it is running. */
   start(): void;
+  /** Stops it from firing; cheap enough for every message. */
   cancel(): void;
+  /** Stops it and lets go of the platform timer: for a session that ends. */
+  dispose(): void;
 }
 
 /** setTimeout takes at most 2^31 − 1 ms; a longer limit is waited for in steps. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+/**
+ * Restarted and cancelled on the hot path (the idle limits, once per statement), so neither
+ * touches the platform's timer: start() moves a deadline, cancel() clears it, and the one pending
+ * setTimeout re-arms itself for the deadline when it fires early. Since every start() of a timer
+ * sets a deadline later than any before it, a pending setTimeout never fires too late.
+ */
 export function timer(ms: number, fire: () => void): Timer {
-  let handle: ReturnType<typeof setTimeout> | null = null;
-  let deadline = 0;
-  const cancel = () => {
-    if (handle !== null) clearTimeout(handle);
-    handle = null;
+  let deadline: number | null = null;
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  const arm = (at: number) => {
+    pending = setTimeout(onTimeout, Math.min(Math.max(at - Date.now(), 0), MAX_TIMEOUT_MS));
   };
-  const wait = () => {
-    const left = deadline - Date.now();
-    handle = setTimeout(
-      () => {
-        handle = null;
-        if (Date.now() >= deadline) fire();
-        else wait();
-      },
-      Math.min(Math.max(left, 0), MAX_TIMEOUT_MS),
-    );
+  const onTimeout = () => {
+    pending = null;
+    if (deadline === null) return;
+    if (Date.now() < deadline) return arm(deadline);
+    deadline = null;
+    fire();
   };
   return {
     start() {
-      cancel();
       if (ms <= 0) return;
       deadline = Date.now() + ms;
-      wait();
+      if (pending === null) arm(deadline);
     },
-    cancel,
+    cancel() {
+      deadline = null;
+    },
+    dispose() {
+      deadline = null;
+      if (pending !== null) clearTimeout(pending);
+      pending = null;
+    },
   };
 }
