@@ -54,7 +54,12 @@ export async function startTunnel(options: TunnelOptions): Promise<RunningTunnel
       const closing = [...connections.values()];
       for (const tcp of connections.keys()) tcp.destroy();
       // Each WebSocket gets its close frame out, so the bridge ends its session in order.
-      await Promise.race([Promise.all(closing), new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]);
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(closing),
+        new Promise((resolve) => (grace = setTimeout(resolve, CLOSE_GRACE_MS))),
+      ]);
+      clearTimeout(grace);
       await stopped;
     },
   };
