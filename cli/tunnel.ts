@@ -67,7 +67,13 @@ export async function startTunnel(options: TunnelOptions): Promise<RunningTunnel
 
 /** One TCP connection and its WebSocket to the bridge, ended together; resolves once the WebSocket has closed. */
 function pipeConnection(tcp: TcpSocket, options: TunnelOptions): Promise<void> {
-  const bridge = new BridgeSocket({ url: options.url, WebSocket: options.WebSocket, token: options.token });
+  // 'connect' here means the bridge was reached: the WebSocket opens first, then the client speaks.
+  const bridge = new BridgeSocket({
+    url: options.url,
+    WebSocket: options.WebSocket,
+    token: options.token,
+    startupInUpgrade: false,
+  });
   const first = new FirstPacket();
   let opened = false;
 

@@ -7,10 +7,14 @@ import {
 } from '../common/flow-control.js';
 import {
   echoMessage,
+  encodeBase64Url,
   FLOW_CONTROL_PROTOCOL,
+  FLOW_CONTROL_STARTUP_PROTOCOL,
   KEEPALIVE,
   markMessage,
+  MAX_INLINE_STARTUP_CHARS,
   parseFlowMessage,
+  STARTUP_PROTOCOL_PREFIX,
   TOKEN_PROTOCOL_PREFIX,
 } from '../common/subprotocols.js';
 import { Emitter } from './emitter.js';
@@ -71,6 +75,13 @@ export interface SocketOptions {
   keepAliveMs?: number;
   /** A token for a bridge that checks them, sent as the subprotocol `pgwire-bridge.token.<token>` (not in the URL). */
   token?: string;
+  /**
+   * Carry the driver's StartupMessage in the WebSocket upgrade (default true, with flow control):
+   * 'connect' comes at once, the WebSocket opens with the driver's first write, and the bridge
+   * starts connecting to PostgreSQL while it answers the upgrade, a round trip sooner. A bridge
+   * that does not take it gets the StartupMessage as its first message, as before.
+   */
+  startupInUpgrade?: boolean;
 }
 
 /** An Error with the `code` Node's net errors carry, so drivers can tell them apart. */
@@ -151,6 +162,12 @@ export class Socket extends Emitter {
   private corked = 0;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly tlsWatch = new TlsRequestWatch();
+  private readonly startupInUpgrade: boolean;
+  /** Between connect() and the first write, with startup in the upgrade: how to open the WebSocket. */
+  private deferred: { readonly url: string; readonly protocols: string[] } | null = null;
+  private connectEmitted = false;
+  /** Bytes at the front of the queue offered in the upgrade: dropped if the bridge took them, sent if not. */
+  private inlined = 0;
 
   constructor(options: SocketOptions) {
     super();
@@ -164,6 +181,7 @@ export class Socket extends Emitter {
     this.askForFlowControl = options.flowControl ?? true;
     this.token = options.token;
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
+    this.startupInUpgrade = (options.startupInUpgrade ?? true) && this.askForFlowControl;
   }
 
   /** The bridge's host and port, as net.Socket gives its peer's, once open. */
@@ -222,9 +240,56 @@ export class Socket extends Emitter {
       this.failInvalidUrl(error);
       return this;
     }
+    if (this.startupInUpgrade) this.deferOpen(url, protocols);
+    else this.open(url, protocols);
+    return this;
+  }
+
+  private open(url: string, protocols: string[]): void {
     if (this.fetchImpl) this.connectWithFetch(this.fetchImpl, url, protocols);
     else this.connectWithConstructor(this.WebSocketImpl!, url, protocols);
-    return this;
+  }
+
+  /**
+   * 'connect' at once (drivers add their listener after connect() returns, so a microtask
+   * later), so that the driver writes its StartupMessage before the WebSocket exists; the
+   * WebSocket opens with that first write, or a task later if none comes.
+   */
+  private deferOpen(url: string, protocols: string[]): void {
+    this.deferred = { url, protocols };
+    queueMicrotask(() => {
+      if (this.destroyed) return;
+      this.emitConnect();
+      setTimeout(() => this.openDeferred(), 0);
+    });
+  }
+
+  /** Opens the deferred WebSocket, offering the queue's StartupMessage in the upgrade when there is one. */
+  private openDeferred(): void {
+    const deferred = this.deferred;
+    if (!deferred || this.destroyed) return;
+    this.deferred = null;
+    const startup = this.queuedStartupMessage();
+    if (startup === null) return this.open(deferred.url, deferred.protocols);
+    const encoded = encodeBase64Url(startup);
+    if (encoded.length > MAX_INLINE_STARTUP_CHARS) return this.open(deferred.url, deferred.protocols);
+    this.inlined = startup.length;
+    this.open(deferred.url, [
+      FLOW_CONTROL_STARTUP_PROTOCOL,
+      ...deferred.protocols,
+      `${STARTUP_PROTOCOL_PREFIX}${encoded}`,
+    ]);
+  }
+
+  /** A whole protocol-3 StartupMessage at the front of the queue (not an SSLRequest, not Terminate), or null. */
+  private queuedStartupMessage(): Uint8Array | null {
+    if (this.pendingBytes < STARTUP_HEADER_BYTES) return null;
+    const head = peekBytes(this.pending, STARTUP_HEADER_BYTES);
+    const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+    const length = view.getUint32(0);
+    const major = view.getUint16(4);
+    if (major !== PROTOCOL_MAJOR || length < STARTUP_HEADER_BYTES || length > this.pendingBytes) return null;
+    return peekBytes(this.pending, length);
   }
 
   private connectWithConstructor(WebSocketImpl: WebSocketConstructor, url: string, protocols: string[]): void {
@@ -280,14 +345,27 @@ export class Socket extends Emitter {
 
   private opened(protocol: string): void {
     this.connecting = false;
-    if (protocol === FLOW_CONTROL_PROTOCOL) {
+    if (protocol === FLOW_CONTROL_PROTOCOL || protocol === FLOW_CONTROL_STARTUP_PROTOCOL) {
       this.flowSender = new FlowSender(WINDOW_TO_SERVER_BYTES, countingMarkIds());
       this.flowReceiver = new FlowReceiver(WINDOW_TO_CLIENT_BYTES);
       if (this.keepAliveMs > 0) this.startKeepAlive();
     }
+    if (protocol === FLOW_CONTROL_STARTUP_PROTOCOL && this.inlined > 0) {
+      // The bridge took the StartupMessage from the upgrade, and counts it as received: so do we.
+      this.takePending(this.inlined);
+      const mark = this.flowSender!.count(this.inlined);
+      if (mark) this.ws!.send(markMessage(mark));
+    }
+    this.inlined = 0;
+    this.emitConnect();
+    this.flush();
+  }
+
+  private emitConnect(): void {
+    if (this.connectEmitted) return;
+    this.connectEmitted = true;
     this.emit('connect');
     this.emit('ready');
-    this.flush();
   }
 
   write(data: Uint8Array | string, encodingOrCallback?: string | WriteCallback, callback?: WriteCallback): boolean {
@@ -341,13 +419,15 @@ export class Socket extends Emitter {
     this.ended = true;
     this.writable = false;
     this.corked = 0;
-    if (!this.connecting) this.flush();
+    if (this.deferred) this.openDeferred();
+    else if (!this.connecting) this.flush();
     return this;
   }
 
   destroy(error?: Error): this {
     if (this.destroyed) return this;
     this.destroyed = true;
+    this.deferred = null;
     this.stopKeepAlive();
     this.setTimeout(0);
     this.writable = false;
@@ -455,6 +535,7 @@ export class Socket extends Emitter {
   private flush(): void {
     this.flushScheduled = false;
     if (this.corked > 0) return;
+    if (this.deferred) return this.openDeferred();
     const ws = this.ws;
     if (!ws || ws.readyState !== OPEN) return;
     const sender = this.flowSender;
@@ -612,6 +693,7 @@ export class Socket extends Emitter {
   }
 
   private fail(error: SocketError): void {
+    this.deferred = null;
     this.connecting = false;
     this.writable = false;
     this.readable = false;
@@ -646,6 +728,23 @@ export class Socket extends Emitter {
     this.closeEmitted = true;
     this.emit('close', false);
   }
+}
+
+/** A startup packet's length and protocol code: what tells a StartupMessage apart. */
+const STARTUP_HEADER_BYTES = 8;
+const PROTOCOL_MAJOR = 3;
+
+/** The first `size` bytes of a queue of chunks that holds at least that many, copied. */
+function peekBytes(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let filled = 0;
+  for (const chunk of chunks) {
+    if (filled === size) break;
+    const take = Math.min(chunk.length, size - filled);
+    out.set(chunk.subarray(0, take), filled);
+    filled += take;
+  }
+  return out;
 }
 
 function withTarget(url: string, host: string | undefined, port: number | string | undefined): string {

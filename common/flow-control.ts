@@ -1,3 +1,5 @@
+import { encodeBase64Url } from './subprotocols.js';
+
 /**
  * Window accounting for flow control, the same in both directions: the client socket sends to
  * the bridge as the bridge sends to the client. Pure: it counts numbers and says what to send.
@@ -130,10 +132,7 @@ export class FlowReceiver {
 
 /** Random mark ids, for a sender whose receiver must not guess them (the bridge). */
 export function randomMarkId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(9));
-  return btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, '-')
-    .replace(/\//g, '_');
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(9)));
 }
 
 /** Counting mark ids, for a sender whose receiver has nothing to gain by guessing (the client). */

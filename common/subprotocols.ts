@@ -16,6 +16,24 @@ export const TOKEN_PROTOCOL_PREFIX = 'pgwire-bridge.token.';
 export const FLOW_CONTROL_PROTOCOL = 'pgwire-bridge.v2';
 
 /**
+ * Startup in the upgrade: a client offers its StartupMessage (which holds no password) as the
+ * subprotocol `pgwire-bridge.startup.<base64url>` beside this one, and a bridge that took it in
+ * answers with this one: flow control as v2, with the StartupMessage counted as the first bytes
+ * the client sent. A bridge that answers plain v2 did not take it, and the client sends it as
+ * its first binary message, as before.
+ */
+export const FLOW_CONTROL_STARTUP_PROTOCOL = 'pgwire-bridge.v2.startup';
+
+/** Subprotocol prefix that carries the client's first bytes (its StartupMessage), base64url-encoded. */
+export const STARTUP_PROTOCOL_PREFIX = 'pgwire-bridge.startup.';
+
+/**
+ * Longest base64url a client puts in the startup subprotocol (3 KiB of bytes): far inside the
+ * header sizes servers and proxies accept. A longer StartupMessage goes the old way.
+ */
+export const MAX_INLINE_STARTUP_CHARS = 4096;
+
+/**
  * Flow-control text messages, the same from either side:
  *   `m<id>`  a mark: every binary byte I sent before this message is counted under <id>;
  *   `a<id>`  an echo: I have consumed every byte you sent before your mark <id>;
@@ -54,6 +72,33 @@ export function parseFlowMessage(text: string): FlowMessage | null {
  * whose answer names none of the protocols they offered. null when none is the bridge's.
  */
 export function chooseSubprotocol(offered: readonly string[]): string | null {
+  if (offered.includes(FLOW_CONTROL_STARTUP_PROTOCOL) && inlineStartupOf(offered) !== null) {
+    return FLOW_CONTROL_STARTUP_PROTOCOL;
+  }
   if (offered.includes(FLOW_CONTROL_PROTOCOL)) return FLOW_CONTROL_PROTOCOL;
   return offered.find((protocol) => protocol.startsWith(TOKEN_PROTOCOL_PREFIX)) ?? null;
+}
+
+/** The base64url text of the startup subprotocol among those offered, or null. */
+export function inlineStartupOf(offered: readonly string[]): string | null {
+  const protocol = offered.find((p) => p.startsWith(STARTUP_PROTOCOL_PREFIX));
+  return protocol === undefined ? null : protocol.slice(STARTUP_PROTOCOL_PREFIX.length);
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+/** Bytes as unpadded base64url: an HTTP token, fit for a subprotocol value. */
+export function encodeBase64Url(bytes: Uint8Array): string {
+  let binary = '';
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** The bytes of unpadded base64url text, or null when it is not that. */
+export function decodeBase64Url(text: string): Uint8Array | null {
+  if (!BASE64URL.test(text) || text.length % 4 === 1) return null;
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }

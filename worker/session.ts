@@ -50,6 +50,12 @@ export interface SessionOptions {
   readonly log?: (line: string) => void;
   /** The isolate's sessions together; a test may give a session its own. */
   readonly load?: IsolateLoad;
+  /**
+   * The client's first bytes, carried in the upgrade (its StartupMessage): judged and counted as
+   * if they had come as its first binary message, so the connection to PostgreSQL starts while
+   * the upgrade is answered.
+   */
+  readonly startup?: Uint8Array;
 }
 
 /** A session's phase, carrying what belongs to it. */
@@ -140,14 +146,16 @@ export class BridgeSession {
       return;
     }
     this.admitted = true;
+    if (options.startup) this.onClientBytes(options.startup);
   }
 
   private onClientMessage(data: ArrayBuffer | string): void {
     if (this.phase.name === 'closed') return;
-    if (typeof data === 'string') {
-      this.onTextMessage(data);
-      return;
-    }
+    if (typeof data === 'string') this.onTextMessage(data);
+    else this.onClientBytes(new Uint8Array(data));
+  }
+
+  private onClientBytes(data: Uint8Array): void {
     // An empty message carries nothing: not traffic, not activity.
     if (data.byteLength === 0) return;
     const fromClient = this.channel.fromClient;
@@ -157,7 +165,7 @@ export class BridgeSession {
     }
     const syncPoints = this.framer.syncPoints;
     let forwarded = 0;
-    for (const event of this.framer.push(new Uint8Array(data))) {
+    for (const event of this.framer.push(data)) {
       if (event.type === 'frames') forwarded += event.bytes.length;
       this.onFrontendEvent(event);
       if (this.isClosed()) return;

@@ -1,5 +1,11 @@
 import type { JWTPayload } from 'jose';
-import { chooseSubprotocol, FLOW_CONTROL_PROTOCOL } from '../common/subprotocols.js';
+import {
+  chooseSubprotocol,
+  decodeBase64Url,
+  FLOW_CONTROL_PROTOCOL,
+  FLOW_CONTROL_STARTUP_PROTOCOL,
+  inlineStartupOf,
+} from '../common/subprotocols.js';
 import { ConfigError, loadConfigAsync, type BridgeConfig, type Env } from './config.js';
 import { BRIDGE_PATH } from './paths.js';
 import { presentedToken, verifyToken } from './policy/edge-auth.js';
@@ -69,7 +75,8 @@ async function upgrade(request: Request, env: Env, path: string): Promise<Respon
 
   const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '').split(',').map((p) => p.trim());
   const subprotocol = chooseSubprotocol(offered);
-  const flowControl = subprotocol === FLOW_CONTROL_PROTOCOL;
+  const flowControl = subprotocol === FLOW_CONTROL_PROTOCOL || subprotocol === FLOW_CONTROL_STARTUP_PROTOCOL;
+  const startup = subprotocol === FLOW_CONTROL_STARTUP_PROTOCOL ? inlineStartup(offered) : null;
   if (!flowControl && config.flowControl === 'require') {
     throw new BridgeError(
       'FLOW_CONTROL_REQUIRED',
@@ -105,9 +112,27 @@ async function upgrade(request: Request, env: Env, path: string): Promise<Respon
     claims,
     metrics: env.METRICS,
     ...(refusal && { refusal }),
+    ...(startup && { startup }),
   });
   const headers: HeadersInit = subprotocol ? { 'Sec-WebSocket-Protocol': subprotocol } : {};
   return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+/**
+ * Longest startup subprotocol value taken: a StartupMessage (at most 10,000 bytes) in base64url.
+ * Clients send at most MAX_INLINE_STARTUP_CHARS; this only keeps a client from making the bridge
+ * decode a header of any size.
+ */
+const MAX_INLINE_STARTUP_ACCEPTED_CHARS = 16 * 1024;
+
+/** The client's first bytes from the startup subprotocol; the session judges them as its first message. */
+function inlineStartup(offered: readonly string[]): Uint8Array {
+  const text = inlineStartupOf(offered) ?? '';
+  const bytes = text.length <= MAX_INLINE_STARTUP_ACCEPTED_CHARS ? decodeBase64Url(text) : null;
+  if (bytes === null || bytes.length === 0) {
+    throw new BridgeError('INVALID_INLINE_STARTUP', 'the startup subprotocol does not hold base64url bytes');
+  }
+  return bytes;
 }
 
 function rateLimitKey(request: Request, claims: JWTPayload | null): string {

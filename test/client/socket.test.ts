@@ -5,6 +5,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Socket, SocketError } from 'pgwire-bridge/client';
 import { freePort } from '../../dev/postgres.js';
 import { WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
+import {
+  encodeBase64Url,
+  FLOW_CONTROL_PROTOCOL,
+  FLOW_CONTROL_STARTUP_PROTOCOL,
+  STARTUP_PROTOCOL_PREFIX,
+} from '../../common/subprotocols.js';
+import { sslRequest, startupMessage } from '../support/wire.js';
 
 /** A real WebSocket server on loopback standing in for the bridge, recording every message. */
 async function server(onConnection: (peer: WebSocket) => void = () => {}) {
@@ -33,8 +40,9 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((wss) => new Promise((resolve) => wss.close(resolve))));
 });
 
+/** A socket whose 'connect' means the WebSocket is open (the startup-in-upgrade tests turn that on). */
 function socketTo(url: string, options: Partial<ConstructorParameters<typeof Socket>[0]> = {}): Socket {
-  return new Socket({ url, WebSocket: WebSocket as never, ...options });
+  return new Socket({ url, WebSocket: WebSocket as never, startupInUpgrade: false, ...options });
 }
 
 const once = <T = unknown>(socket: Socket, event: string) => new Promise<T>((resolve) => socket.once(event, resolve));
@@ -474,5 +482,92 @@ describe('client Socket: the rest of the net.Socket surface drivers and tls use'
     socket.on('error', (error: SocketError) => events.push(error.code));
     await once(socket, 'close');
     expect(events).toEqual(['ERR_INVALID_URL']);
+  });
+});
+
+describe('client Socket: the StartupMessage in the upgrade', () => {
+  /** A bridge stand-in that answers with `choose(offered)` and records what it was offered. */
+  async function choosingServer(choose: (offered: string[]) => string) {
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      handleProtocols: (protocols: Set<string>) => choose([...protocols]),
+    });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    servers.push(wss);
+    const offered: string[][] = [];
+    const binary: Buffer[] = [];
+    const texts: string[] = [];
+    wss.on('connection', (peer, request) => {
+      offered.push((request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()));
+      peer.on('message', (data: Buffer, isBinary: boolean) =>
+        isBinary ? binary.push(data) : texts.push(data.toString()),
+      );
+    });
+    return { url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/v1`, offered, binary, texts };
+  }
+
+  const startup = startupMessage({ user: 'postgres', database: 'postgres' });
+  const binaryBytes = (binary: Buffer[]) => binary.reduce((n, m) => n + m.length, 0);
+
+  it("emits 'connect' before the WebSocket exists, and offers the driver's first write when it is a StartupMessage", async () => {
+    const { url, offered, binary, texts } = await choosingServer(() => FLOW_CONTROL_STARTUP_PROTOCOL);
+    const socket = new Socket({ url, WebSocket: WebSocket as never, maxMessageBytes: 1024 * 1024 }).connect();
+    await once(socket, 'connect');
+    expect(offered).toEqual([]);
+    socket.write(startup);
+    await until(() => offered.length > 0);
+    expect(offered[0]).toEqual([
+      FLOW_CONTROL_STARTUP_PROTOCOL,
+      FLOW_CONTROL_PROTOCOL,
+      `${STARTUP_PROTOCOL_PREFIX}${encodeBase64Url(startup)}`,
+    ]);
+    // Taken: not sent again, and counted in the window as the bridge counts it.
+    socket.write(new Uint8Array(WINDOW_TO_SERVER_BYTES));
+    await until(() => texts.length > 0);
+    expect(binaryBytes(binary)).toBe(WINDOW_TO_SERVER_BYTES - startup.length);
+    expect(binary[0]!.length).toBe(WINDOW_TO_SERVER_BYTES - startup.length);
+    expect(socket.bytesWritten).toBe(startup.length + WINDOW_TO_SERVER_BYTES);
+    socket.destroy();
+  });
+
+  it('sends the StartupMessage as its first message to a bridge that does not take it from the upgrade', async () => {
+    const { url, offered, binary } = await choosingServer(() => FLOW_CONTROL_PROTOCOL);
+    const socket = new Socket({ url, WebSocket: WebSocket as never }).connect();
+    await once(socket, 'connect');
+    socket.write(startup);
+    socket.write(Uint8Array.of(1, 2, 3));
+    await until(() => binary.length > 0);
+    expect(offered[0]![0]).toBe(FLOW_CONTROL_STARTUP_PROTOCOL);
+    expect([...binary[0]!]).toEqual([...startup, 1, 2, 3]);
+    socket.destroy();
+  });
+
+  it('offers nothing inline when the first write is not a StartupMessage, or too long for a header', async () => {
+    const { url, offered, binary } = await choosingServer((protocols) => protocols[0]!);
+    const ssl = new Socket({ url, WebSocket: WebSocket as never }).connect();
+    await once(ssl, 'connect');
+    ssl.write(sslRequest());
+    await until(() => binary.length > 0);
+    expect(offered[0]).toEqual([FLOW_CONTROL_PROTOCOL]);
+    expect([...binary[0]!]).toEqual([...sslRequest()]);
+    ssl.destroy();
+
+    const long = startupMessage({ user: 'postgres', application_name: 'x'.repeat(4000) });
+    const big = new Socket({ url, WebSocket: WebSocket as never }).connect();
+    await once(big, 'connect');
+    big.write(long);
+    await until(() => binary.length > 1);
+    expect(offered[1]).toEqual([FLOW_CONTROL_PROTOCOL]);
+    expect(binary[1]!.length).toBe(long.length);
+    big.destroy();
+  });
+
+  it('opens the WebSocket a task after connect() when the driver writes nothing', async () => {
+    const { url, offered } = await choosingServer(() => FLOW_CONTROL_PROTOCOL);
+    const socket = new Socket({ url, WebSocket: WebSocket as never }).connect();
+    await until(() => offered.length > 0);
+    expect(offered[0]).toEqual([FLOW_CONTROL_PROTOCOL]);
+    socket.destroy();
   });
 });
