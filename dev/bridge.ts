@@ -8,10 +8,14 @@ import { BRIDGE_PATH } from '../worker/paths.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
+/** Set by scripts/build.ts in the package's command, which ships no wrangler.toml. */
+declare const PGWIRE_BRIDGE_COMPATIBILITY_DATE: string | undefined;
+
 /** The compatibility date deployed with wrangler.toml, so local runs match production. */
-export const compatibilityDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(
-  readFileSync(`${root}/wrangler.toml`, 'utf8'),
-)![1]!;
+export const compatibilityDate: string =
+  typeof PGWIRE_BRIDGE_COMPATIBILITY_DATE === 'string'
+    ? PGWIRE_BRIDGE_COMPATIBILITY_DATE
+    : /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}/wrangler.toml`, 'utf8'))![1]!;
 
 let bundle: Promise<string> | undefined;
 

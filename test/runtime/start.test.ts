@@ -87,7 +87,7 @@ describe('npm start', () => {
         const start = npmStart({ [setting]: String(takenPort), [other]: String(await freePort()) });
         expect(await start.exited).toBe(1);
         expect(start.output()).toContain(
-          `pgwire-bridge: port ${takenPort} is already in use (another npm start?); set ${setting} to use another`,
+          `pgwire-bridge: port ${takenPort} is already in use (another one running?); set ${setting}`,
         );
         expect(start.output()).not.toContain('pgwire-bridge ready');
       }
