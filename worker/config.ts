@@ -40,6 +40,17 @@ export interface Env {
   METRICS?: MetricsDataset;
   /** Workers Rate Limiting binding (`[[ratelimits]]`), checked at every upgrade when bound. */
   RATE_LIMITER?: RateLimiter;
+  /** A Hyperdrive binding (`[[hyperdrive]]`): the target, and the credentials the bridge logs in with. */
+  HYPERDRIVE?: HyperdriveBinding;
+}
+
+/** What the bridge reads of a Hyperdrive binding: where to connect and whom to log in as. */
+export interface HyperdriveBinding {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly database: string;
 }
 
 /** The one method of a Workers Rate Limiting binding the bridge uses. */
@@ -166,10 +177,19 @@ export function loadConfig(env: Env): BridgeConfig {
   if (cached) return cached;
   const problems: string[] = [];
 
-  const host = (env.PG_HOST ?? '').trim();
+  // With Hyperdrive, the binding is the one target and holds the credentials (edge-held).
+  const hyperdrive = env.HYPERDRIVE ?? null;
+  if (hyperdrive !== null) {
+    for (const name of ['PG_HOST', 'PG_TARGETS', 'PG_PORT', 'PG_CREDENTIALS'] as const) {
+      if ((env[name] ?? '').trim() !== '') problems.push(`${name} must not be set with a HYPERDRIVE binding`);
+    }
+  }
+  const host = hyperdrive?.host ?? (env.PG_HOST ?? '').trim();
   const targetList = (env.PG_TARGETS ?? '').trim();
   let targets: TargetEntry[] | null = null;
-  if (host !== '' && targetList !== '') problems.push('set PG_HOST or PG_TARGETS, not both');
+  if (hyperdrive !== null) {
+    if (typeof hyperdrive.host !== 'string' || hyperdrive.host === '') problems.push('HYPERDRIVE has no host');
+  } else if (host !== '' && targetList !== '') problems.push('set PG_HOST or PG_TARGETS, not both');
   else if (targetList !== '') {
     const parsedTargets = parseTargets(targetList);
     problems.push(...parsedTargets.problems);
@@ -177,8 +197,9 @@ export function loadConfig(env: Env): BridgeConfig {
   } else if (host === '') problems.push('PG_HOST (one fixed database) or PG_TARGETS (an allowlist) is required');
   else if (/[\s/]/.test(host)) problems.push('PG_HOST must be a host name or IP address');
 
-  const port = integer(env.PG_PORT, 'PG_PORT', 5432, 1, 65535, problems);
-  const tls = oneOf(env.PG_TLS, 'PG_TLS', ['require', 'off'], 'require', problems);
+  const port = hyperdrive?.port ?? integer(env.PG_PORT, 'PG_PORT', 5432, 1, 65535, problems);
+  // Workers reach Hyperdrive without TLS; Hyperdrive itself speaks TLS to the database.
+  const tls = oneOf(env.PG_TLS, 'PG_TLS', ['require', 'off'], hyperdrive ? 'off' : 'require', problems);
   const flowControl = oneOf(env.FLOW_CONTROL, 'FLOW_CONTROL', ['offer', 'require'], 'require', problems);
   const maxMessageBytes = integer(
     env.MAX_MESSAGE_BYTES,
@@ -249,9 +270,13 @@ export function loadConfig(env: Env): BridgeConfig {
   }
 
   const fixedTarget = targets === null ? { host: canonicalHost(host) ?? host.toLowerCase(), port } : null;
-  const credentials = parseCredentials(env.PG_CREDENTIALS, targets, fixedTarget, problems);
+  const credentials =
+    hyperdrive !== null && fixedTarget !== null
+      ? new Map([[hyperdrive.user, { password: hyperdrive.password, targets: [fixedTarget] }]])
+      : parseCredentials(env.PG_CREDENTIALS, targets, fixedTarget, problems);
   if (credentials !== null) {
-    if (jwt === null) problems.push('PG_CREDENTIALS needs token checks (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)');
+    const source = hyperdrive ? 'HYPERDRIVE' : 'PG_CREDENTIALS';
+    if (jwt === null) problems.push(`${source} needs token checks (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)`);
     if (credentials.size > 1 && !env.JWT_ROLE_CLAIM) {
       problems.push('JWT_ROLE_CLAIM is required when PG_CREDENTIALS holds more than one role');
     }
