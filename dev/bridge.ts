@@ -51,6 +51,8 @@ export interface BridgeOptions {
   analyticsEngineDataset?: string;
   /** Binds RATE_LIMITER to a Workers Rate Limiting binding (Miniflare enforces it locally). */
   rateLimit?: { limit: number; period: 10 | 60 };
+  /** Binds HYPERDRIVE to a local Hyperdrive for this connection string, as `wrangler dev` does. */
+  hyperdrive?: string;
 }
 
 /** Miniflare's options for one bridge Worker, for a Miniflare that runs other Workers beside it. */
@@ -64,6 +66,7 @@ export async function bridgeWorkerOptions(options: BridgeOptions): Promise<Worke
       analyticsEngineDatasets: { METRICS: { dataset: options.analyticsEngineDataset } },
     }),
     ...(options.rateLimit && { ratelimits: { RATE_LIMITER: { simple: options.rateLimit } } }),
+    ...(options.hyperdrive && { hyperdrives: { HYPERDRIVE: options.hyperdrive } }),
     ...(options.trustedCaPem && {
       outboundService: {
         network: { allow: ['public', 'private'], tlsOptions: { trustedCertificates: [options.trustedCaPem] } },

@@ -1,3 +1,4 @@
+import { SignJWT } from 'jose';
 import pg from 'pg';
 import postgresJs from 'postgres';
 import WebSocket from 'ws';
@@ -40,9 +41,31 @@ export function bridgeAndWatcher(): { readonly bridge: RunningBridge; readonly w
   return suite;
 }
 
+/**
+ * Where startTlsBridge()'s bridge sends its sessions. The Hyperdrive suites set `viaHyperdrive`
+ * before they load a driver suite, whose cases then run through a local Hyperdrive binding with
+ * the binding's (edge-held) credentials, the clients presenting `token`.
+ */
+export const bridgeTarget: { viaHyperdrive: boolean; token?: string } = { viaHyperdrive: false };
+
 /** The bridge as deployed: TLS to the shared test PostgreSQL, whose CA workerd is told to trust. */
-export function startTlsBridge(): Promise<RunningBridge> {
+export async function startTlsBridge(): Promise<RunningBridge> {
   const db = postgres();
+  if (bridgeTarget.viaHyperdrive) {
+    const secret = 'hyperdrive-suite-secret-of-32-characters!';
+    bridgeTarget.token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setAudience('pgwire-bridge')
+      .setSubject('hyperdrive-suite')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(secret));
+    // Miniflare's local Hyperdrive speaks TLS to PostgreSQL, as Hyperdrive does to an origin.
+    const login = `${encodeURIComponent(db.user)}:${encodeURIComponent(db.password)}`;
+    return startBridge({
+      bindings: { JWT_SECRET: secret, JWT_AUDIENCE: 'pgwire-bridge' },
+      hyperdrive: `postgresql://${login}@${db.host}:${db.port}/${db.database}?sslmode=require`,
+    });
+  }
   return startBridge({
     bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
     trustedCaPem: db.caPem,
@@ -61,7 +84,7 @@ export function bridgeClient(
     password: db.password,
     database: db.database,
     ...config,
-    stream: () => new Socket({ url, WebSocket: WebSocket as never, ...socket }) as never,
+    stream: () => new Socket({ url, WebSocket: WebSocket as never, ...viaToken(), ...socket }) as never,
   });
 }
 
@@ -75,7 +98,7 @@ export function bridgePostgresJs(
   options: postgresJs.Options<{}> | Record<string, unknown> = {},
 ): postgresJs.Sql {
   const db = postgres();
-  const socket = { socket: () => new Socket({ url, WebSocket: WebSocket as never }).connect() };
+  const socket = { socket: () => new Socket({ url, WebSocket: WebSocket as never, ...viaToken() }).connect() };
   return postgresJs({
     user: db.user,
     pass: db.password,
@@ -84,6 +107,11 @@ export function bridgePostgresJs(
     ...socket,
     ...options,
   } as postgresJs.Options<{}>);
+}
+
+/** The token a bridge to Hyperdrive asks for, when startTlsBridge() started one. */
+function viaToken(): { token?: string } {
+  return bridgeTarget.viaHyperdrive && bridgeTarget.token ? { token: bridgeTarget.token } : {};
 }
 
 /** A pg client on direct TCP (with TLS), for comparisons and for watching the server. */
