@@ -12,7 +12,7 @@ describe('the README examples', () => {
   const suite = tlsBridgeForSuite();
 
   it('are the ones the suites run: Node here, the Worker in workers.test.ts, the page in browser.test.ts', () => {
-    expect([...readmeExamples().keys()].sort()).toEqual(['browser', 'drizzle', 'pg', 'postgres', 'worker']);
+    expect([...readmeExamples().keys()].sort()).toEqual(['browser', 'drizzle', 'mounted', 'pg', 'postgres', 'worker']);
   });
 
   for (const runtime of ['node', 'bun', 'deno'] as const) {
