@@ -17,12 +17,17 @@ export const compatibilityDate: string =
     ? PGWIRE_BRIDGE_COMPATIBILITY_DATE
     : /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(`${root}/wrangler.toml`, 'utf8'))![1]!;
 
-let bundle: Promise<string> | undefined;
+const bundles = new Map<string, Promise<string>>();
 
-/** The Worker bundled as wrangler bundles it (Miniflare runs JavaScript, not TypeScript). */
-export function bundleWorker(): Promise<string> {
-  bundle ??= build({
-    entryPoints: [`${root}/worker/index.ts`],
+/**
+ * The Worker bundled as wrangler bundles it (Miniflare runs JavaScript, not TypeScript); `entry`
+ * names another module to bundle the same way (the benchmark's Worker).
+ */
+export function bundleWorker(entry = `${root}/worker/index.ts`): Promise<string> {
+  let bundle = bundles.get(entry);
+  if (bundle) return bundle;
+  bundle = build({
+    entryPoints: [entry],
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -30,6 +35,7 @@ export function bundleWorker(): Promise<string> {
     external: ['cloudflare:*'],
     write: false,
   }).then((result) => result.outputFiles[0]!.text);
+  bundles.set(entry, bundle);
   return bundle;
 }
 

@@ -6,10 +6,32 @@ import {
   WINDOW_TO_SERVER_BYTES,
 } from '../common/flow-control.js';
 import { echoMessage, markMessage } from '../common/subprotocols.js';
-import { concatBytes } from './protocol/bytes.js';
 
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
 export const RELAY_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * A message at most this long is sent as a copy, and its buffer gathers the next one; a longer
+ * one is sent as a view of its buffer, which then goes with it: workerd's send() keeps a
+ * reference to the bytes until they are written, so a buffer once sent is never written again.
+ */
+const COPY_BELOW_BYTES = 8 * 1024;
+
+/**
+ * Gathering buffers not in use, shared by the isolate's sessions: a session holds one only from
+ * its first gathered byte to the flush, so an idle session holds none, and a busy isolate does
+ * not allocate 64 KiB for every small answer.
+ */
+const spareBuffers: Uint8Array[] = [];
+const MAX_SPARE_BUFFERS = 16;
+
+function takeBuffer(): Uint8Array {
+  return spareBuffers.pop() ?? new Uint8Array(RELAY_BUFFER_BYTES);
+}
+
+function giveBack(buffer: Uint8Array): void {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
 
 /**
  * The session's WebSocket to its client, and the flow-control accounting of both directions on
@@ -18,8 +40,8 @@ export const RELAY_BUFFER_BYTES = 64 * 1024;
  * Without flow control there is nothing to count against: sends go out as they come.
  */
 export class ClientChannel {
-  /** Server bytes waiting to go out as one message. */
-  private chunks: Uint8Array[] = [];
+  /** Server bytes waiting to go out as one message: the first `bufferedBytes` of `gathering`. */
+  private gathering: Uint8Array | null = null;
   private bufferedBytes = 0;
   private open = true;
   /** Toward the client: what it has proven it received. */
@@ -55,19 +77,35 @@ export class ClientChannel {
     return this.toClient === null || this.heldBytes < this.toClient.window;
   }
 
-  /** Adds server bytes to the next message. */
+  /**
+   * Copies server bytes into the message being gathered (the caller may reuse `chunk` at once);
+   * a message that fills up on the way goes out whole, at RELAY_BUFFER_BYTES.
+   */
   add(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    this.bufferedBytes += chunk.length;
+    let pos = 0;
+    while (pos < chunk.length) {
+      const buffer = (this.gathering ??= takeBuffer());
+      const take = Math.min(chunk.length - pos, buffer.length - this.bufferedBytes);
+      buffer.set(pos === 0 && take === chunk.length ? chunk : chunk.subarray(pos, pos + take), this.bufferedBytes);
+      this.bufferedBytes += take;
+      pos += take;
+      if (this.bufferedBytes === buffer.length) this.flush();
+    }
   }
 
   /** Sends what was gathered as one message. */
   flush(): void {
-    if (this.bufferedBytes === 0) return;
-    const message = concatBytes(...this.chunks);
-    this.chunks = [];
+    const buffer = this.gathering;
+    if (buffer === null || this.bufferedBytes === 0) return;
+    const length = this.bufferedBytes;
     this.bufferedBytes = 0;
-    this.sendBinary(message);
+    this.gathering = null;
+    if (length < COPY_BELOW_BYTES) {
+      this.sendBinary(buffer.slice(0, length));
+      giveBack(buffer);
+    } else {
+      this.sendBinary(buffer.subarray(0, length));
+    }
   }
 
   /** Sends `bytes` after whatever was gathered, at once. */
@@ -92,7 +130,8 @@ export class ClientChannel {
   close(code: number, reason: string): void {
     if (!this.open) return;
     this.open = false;
-    this.chunks = [];
+    if (this.gathering) giveBack(this.gathering);
+    this.gathering = null;
     this.bufferedBytes = 0;
     safely(() => this.ws.close(code, reason));
   }

@@ -6,9 +6,9 @@ import { EdgeLoginMachine } from './protocol/edge-login-machine.js';
 import { BridgeError } from './protocol/errors.js';
 import type { IterationRange } from './protocol/scram.js';
 
-/** What the login needs of a PostgresSocket: its two streams, and no Worker-only types. */
+/** What the login needs of a PostgresSocket: its two streams (a stream's default reader will do), and no Worker-only types. */
 export interface LoginConnection {
-  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly reader: { read(): Promise<ReadableStreamReadResult<Uint8Array>> };
   readonly writer: WritableStreamDefaultWriter<Uint8Array>;
 }
 

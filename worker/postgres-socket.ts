@@ -4,10 +4,22 @@ import type { Target } from './policy/targets.js';
 import { ENCRYPTION_REFUSED, SSL_ACCEPTED } from './protocol/constants.js';
 import { BridgeError } from './protocol/errors.js';
 import { SSL_REQUEST } from './protocol/requests.js';
+import { READ_BYTES } from './relay.js';
+
+/** Reads into a fresh buffer each time: for the few reads of a login or a cancel. */
+export interface ByteReader {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+}
 
 /** An open byte stream to PostgreSQL, past TLS negotiation when configured. */
 export interface PostgresSocket {
-  readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly reader: ByteReader;
+  /**
+   * Reads into `view`, whose buffer the stream takes and gives back as the result's value (a
+   * view of the bytes read in that same memory): the relay reads every chunk into one buffer,
+   * without allocating one per read.
+   */
+  readInto(view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>;
   readonly writer: WritableStreamDefaultWriter<Uint8Array>;
   close(): void;
 }
@@ -88,9 +100,10 @@ async function negotiate(
 }
 
 function wrap(socket: Socket): PostgresSocket {
-  const reader = socket.readable.getReader();
+  const reader = socket.readable.getReader({ mode: 'byob' });
   return {
-    reader,
+    reader: { read: () => reader.read(new Uint8Array(READ_BYTES)) },
+    readInto: (view) => reader.read(view),
     writer: socket.writable.getWriter(),
     close: () => {
       // Stop reading first: PostgreSQL blocked sending a result only notices a socket that is gone.
@@ -144,6 +157,6 @@ export async function sendCancelRequest(
   }
 }
 
-async function readToEnd(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+async function readToEnd(reader: ByteReader): Promise<void> {
   while (!(await reader.read()).done);
 }

@@ -1,4 +1,7 @@
-import { RELAY_BUFFER_BYTES, type ClientChannel } from './client-channel.js';
+import type { ClientChannel } from './client-channel.js';
+
+/** workerd's TCP reads return at most 4 KiB, whatever the buffer offered. */
+export const READ_BYTES = 4096;
 
 /** What the pump asks of its session. */
 export interface RelayHooks {
@@ -7,26 +10,31 @@ export interface RelayHooks {
   /** Resolves when that may have changed: an echo came, the budget freed up, or the session closed. */
   roomChanged(): Promise<void>;
   isClosed(): boolean;
-  /** Server bytes read, as the client is to get them: views of the chunk, or a message rewritten. */
-  pass(chunk: Uint8Array): Uint8Array[];
-  /** Server bytes about to be sent; true when they end right after a message the client must get at once. */
-  scan(bytes: Uint8Array): boolean;
+  /**
+   * Server bytes read, added to the message gathered for the client as it is to get them (the
+   * chunk is reused after this returns); true when they end right after a message the client
+   * must get at once.
+   */
+  take(chunk: Uint8Array): boolean;
 }
 
 /**
  * PostgreSQL → client. TCP reads come in chunks of at most 4 KiB; sending each as its own
  * WebSocket message would cost a message per 4 KiB, so chunks are gathered into one message
  * until a message the client must act on ends them (ReadyForQuery, an auth request, …),
- * RELAY_BUFFER_BYTES are gathered, or the next read does not complete within one event-loop turn.
- * While the client has not proven it received what it was sent (a full window), the pump does
- * not read: TCP then pushes back on PostgreSQL. Resolves when PostgreSQL ends the stream; rejects
- * when reading fails.
+ * RELAY_BUFFER_BYTES are gathered, or the reads run dry: an event-loop turn passes in which no
+ * read completed. Every read lands in the same buffer (a BYOB read, no allocation) and is copied
+ * once, into the message. While the client has not proven it received what it was sent (a full
+ * window), the pump does not read: TCP then pushes back on PostgreSQL. Resolves when PostgreSQL
+ * ends the stream; rejects when reading fails.
  */
 export async function relayServerToClient(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  postgres: { readInto(view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>> },
   channel: ClientChannel,
   hooks: RelayHooks,
 ): Promise<void> {
+  const dry = new DryReads(channel, hooks);
+  let buffer: Uint8Array = new Uint8Array(READ_BYTES);
   for (;;) {
     while (!hooks.mayRead()) {
       channel.flush();
@@ -34,33 +42,59 @@ export async function relayServerToClient(
       await hooks.roomChanged();
       if (hooks.isClosed()) return;
     }
-    const read = reader.read();
-    let result = channel.isEmpty ? await read : await raceNextTurn(read);
-    if (result === NEXT_TURN) {
-      channel.flush();
-      result = await read;
-    }
+    const read = postgres.readInto(buffer);
+    dry.reading();
+    const result = await read;
+    dry.read();
     if (result.done || hooks.isClosed()) break;
-    let urgent = false;
-    for (const bytes of hooks.pass(result.value)) {
-      urgent = hooks.scan(bytes);
-      channel.add(bytes);
-    }
+    const urgent = hooks.take(result.value);
+    // The stream hands the buffer back in the result: the next read goes into it again.
+    buffer = new Uint8Array(result.value.buffer);
     if (hooks.isClosed()) break;
-    if (urgent || channel.buffered >= RELAY_BUFFER_BYTES) channel.flush();
+    if (urgent) channel.flush();
   }
   channel.flush();
 }
 
-const NEXT_TURN = Symbol('next turn');
+/**
+ * Flushes what was gathered once the reads run dry, with one timer per event-loop turn instead
+ * of one per read (and none while nothing is gathered): the timer looks whether any read
+ * completed since it was set, and flushes when none did while one was waiting. It is never
+ * cleared; one that fires with nothing to do just ends.
+ */
+class DryReads {
+  private completed = 0;
+  private waiting = false;
+  private armed = false;
+  private seen = 0;
 
-/** Resolves with the read if it completes before the event loop turns once more. */
-function raceNextTurn<T>(read: Promise<T>): Promise<T | typeof NEXT_TURN> {
-  let timer: ReturnType<typeof setTimeout> | null = null;
-  const turn = new Promise<typeof NEXT_TURN>((resolve) => {
-    timer = setTimeout(() => resolve(NEXT_TURN), 0);
-  });
-  return Promise.race([read, turn]).finally(() => {
-    if (timer !== null) clearTimeout(timer);
-  });
+  constructor(
+    private readonly channel: ClientChannel,
+    private readonly hooks: Pick<RelayHooks, 'isClosed'>,
+  ) {}
+
+  /** A read was started. */
+  reading(): void {
+    this.waiting = true;
+    if (!this.armed && !this.channel.isEmpty) this.arm();
+  }
+
+  /** The read completed. */
+  read(): void {
+    this.waiting = false;
+    this.completed += 1;
+  }
+
+  private arm(): void {
+    this.armed = true;
+    this.seen = this.completed;
+    setTimeout(() => this.look(), 0);
+  }
+
+  private look(): void {
+    this.armed = false;
+    if (this.channel.isEmpty || this.hooks.isClosed()) return;
+    if (this.waiting && this.completed === this.seen) this.channel.flush();
+    else this.arm();
+  }
 }

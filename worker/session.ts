@@ -111,8 +111,7 @@ export class BridgeSession {
     mayRead: () => this.mayReadFromServer(),
     roomChanged: () => this.roomChanged(),
     isClosed: () => this.isClosed(),
-    pass: (chunk) => this.passServerBytes(chunk),
-    scan: (chunk) => this.scanServerBytes(chunk),
+    take: (chunk) => this.takeServerBytes(chunk),
   };
 
   constructor(
@@ -377,7 +376,7 @@ export class BridgeSession {
 
   private async relay(postgres: PostgresSocket): Promise<void> {
     try {
-      await relayServerToClient(postgres.reader, this.channel, this.relayHooks);
+      await relayServerToClient(postgres, this.channel, this.relayHooks);
     } catch (error) {
       if (this.phase.name !== 'closed') this.log(`read from PostgreSQL failed: ${String(error)}`);
     }
@@ -406,6 +405,20 @@ export class BridgeSession {
       };
       this.wakeRelay = wake;
     });
+  }
+
+  /** Server bytes read, into the message gathered for the client: true when it must go at once. */
+  private takeServerBytes(chunk: Uint8Array): boolean {
+    if (this.saslOffer.passing) return this.gather(chunk);
+    let urgent = false;
+    for (const bytes of this.passServerBytes(chunk)) urgent = this.gather(bytes);
+    return urgent;
+  }
+
+  private gather(bytes: Uint8Array): boolean {
+    const urgent = this.scanServerBytes(bytes);
+    this.channel.add(bytes);
+    return urgent;
   }
 
   /**
