@@ -56,7 +56,7 @@ export class FrontendFramer {
   private readonly maxLength: Uint32Array;
 
   constructor(limits: FramerLimits) {
-    ({ minLength: this.minLength, maxLength: this.maxLength } = frameLengthLimits(limits));
+    ({ minLength: this.minLength, maxLength: this.maxLength } = sharedFrameLengthLimits(limits));
   }
 
   private terminated = false;
@@ -229,6 +229,15 @@ export class FrontendFramer {
  * control messages are small, and Sync, Flush, Terminate and CopyDone carry nothing at all.
  * A maximum of 0 marks a type byte no frontend may send.
  */
+/** The tables for each maximum in use, shared by every framer (and session) of the isolate: 2 KiB each. */
+const limitTables = new Map<number, { minLength: Uint32Array; maxLength: Uint32Array }>();
+
+function sharedFrameLengthLimits(limits: FramerLimits): { minLength: Uint32Array; maxLength: Uint32Array } {
+  let tables = limitTables.get(limits.maxMessageLength);
+  if (!tables) limitTables.set(limits.maxMessageLength, (tables = frameLengthLimits(limits)));
+  return tables;
+}
+
 function frameLengthLimits(limits: FramerLimits): { minLength: Uint32Array; maxLength: Uint32Array } {
   const minLength = new Uint32Array(256);
   const maxLength = new Uint32Array(256);
