@@ -170,7 +170,10 @@ describe('a client that never reads the close', () => {
     const result = await ATTACKS['deaf flood']!(a.targets, login(), {});
     expect(result).toMatchObject({ endedBy: 'FLOW_WINDOW_EXCEEDED', sqlState: '08P01' });
     expect(result.sent).toBeGreaterThan(8 * MiB);
-    await a.finish('deaf flood');
+    // Nothing of it is held by the bridge (it drops every message once closed), but workerd
+    // allocates each incoming message before the bridge sees it and collects them lazily: up to a
+    // few hundred MiB arrive in seconds, so the garbage alone has measured +26 to +69 MiB.
+    await a.finish('deaf flood', 2 * GROWTH_BOUND);
   });
 });
 
