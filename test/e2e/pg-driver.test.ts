@@ -132,15 +132,18 @@ describe('pg through the bridge, against real PostgreSQL', () => {
     await viaBridge.query('UNLISTEN e2e_channel');
   });
 
-  // Through Hyperdrive the bridge logs in with the binding's credentials: the client's password is not used.
-  it.skipIf(bridgeTarget.viaHyperdrive)("gives the wrong password PostgreSQL's own 28P01 error", async () => {
-    const client = bridgeClient(bridge.url, { password: 'not-the-password' });
-    await expect(client.connect()).rejects.toMatchObject({
-      code: '28P01',
-      severity: 'FATAL',
-      message: 'password authentication failed for user "postgres"',
+  // Through Hyperdrive the bridge logs in with the binding's credentials: the client's password is
+  // not used, so this case belongs to the direct path only.
+  if (!bridgeTarget.viaHyperdrive) {
+    it("gives the wrong password PostgreSQL's own 28P01 error", async () => {
+      const client = bridgeClient(bridge.url, { password: 'not-the-password' });
+      await expect(client.connect()).rejects.toMatchObject({
+        code: '28P01',
+        severity: 'FATAL',
+        message: 'password authentication failed for user "postgres"',
+      });
     });
-  });
+  }
 
   it('leaves no backend behind after the client ends', async () => {
     const client = bridgeClient(bridge.url);
