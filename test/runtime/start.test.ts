@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import WebSocket from 'ws';
@@ -30,7 +33,11 @@ function npmStart(env: Record<string, string>): {
 describe('npm start', () => {
   it('runs PostgreSQL and the bridge, prints one ready line, serves pg, and stops on Ctrl-C', async () => {
     const [port, pgPort] = [await freePort(), await freePort()];
-    const start = npmStart({ PORT: String(port), PG_PORT: String(pgPort) });
+    // Its own temporary directory, to see that Ctrl-C leaves nothing in it.
+    // (Readable by others, as /tmp is: as root, PostgreSQL's initdb runs as another user.)
+    const tmp = mkdtempSync(join(tmpdir(), 'pgwire-bridge-start-'));
+    chmodSync(tmp, 0o755);
+    const start = npmStart({ PORT: String(port), PG_PORT: String(pgPort), TMPDIR: tmp });
     try {
       await eventually(
         async () => start.output(),
@@ -64,6 +71,13 @@ describe('npm start', () => {
         10_000,
       );
       expect(free).toBe(true);
+      const left = await eventually(
+        async () => readdirSync(tmp).filter((name) => name.startsWith('pgwire-bridge-pg-')),
+        (names) => names.length === 0,
+        10_000,
+      );
+      expect(left).toEqual([]);
+      rmSync(tmp, { recursive: true, force: true });
       expect(start.output()).not.toMatch(/error/i);
     } finally {
       // Whatever of the group is left (nothing, when the test passed).
