@@ -1,7 +1,8 @@
 /**
  * `npm run soak`: bench/soak.ts against an embedded PostgreSQL and the bridge in workerd, all on
  * loopback. SOAK_HOSTILE attackers of each kind (default 20), SOAK_HONEST honest clients (default
- * 20), SOAK_SECONDS (default 60). Exits non-zero when any honest query failed or came back wrong.
+ * 20), SOAK_SECONDS (default 60), SOAK_KINDS (a comma-separated subset), SOAK_PG_TLS (default
+ * require). Exits non-zero when any honest query failed or came back wrong.
  */
 import { describeSoak, runSoak } from '../bench/soak.js';
 import { startBridge } from '../dev/bridge.js';
@@ -23,7 +24,7 @@ const log = new BridgeLog();
 const bridge = await startBridge({
   bindings: {
     PG_TARGETS: `${db.host}:${db.port},127.0.0.1:${silent.port}`,
-    PG_TLS: 'require',
+    PG_TLS: process.env.SOAK_PG_TLS ?? 'require',
     FLOW_CONTROL: 'offer',
     CONNECT_TIMEOUT_MS: '2000',
     STARTUP_TIMEOUT_MS: '2000',
