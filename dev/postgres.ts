@@ -30,6 +30,11 @@ export interface PostgresInfo {
   readonly caPem: string;
 }
 
+/** How the harness's servers are reached: on loopback, as the `postgres` superuser. */
+export function onLoopback(port: number, password: string, caPem: string): PostgresInfo {
+  return { host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', caPem };
+}
+
 export interface RunningPostgres extends PostgresInfo {
   /** Stops the server (fast shutdown, as SIGINT asks) and removes its data. */
   stop(): Promise<void>;
@@ -117,12 +122,7 @@ export async function startPostgres(
     else server.process = undefined;
   };
   return {
-    host: '127.0.0.1',
-    port,
-    user: 'postgres',
-    password,
-    database: 'postgres',
-    caPem: certs.caPem,
+    ...onLoopback(port, password, certs.caPem),
     stop: async () => {
       await stopServer();
       cleanUp();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestCertificates } from '../../dev/certs.js';
-import { freePort, type PostgresInfo } from '../../dev/postgres.js';
+import { freePort, onLoopback, type PostgresInfo } from '../../dev/postgres.js';
 
 const run = promisify(execFile);
 
@@ -58,12 +58,7 @@ export async function startDebianPostgres(): Promise<PostgresInfo & { stop(): Pr
   );
   await exec(join(DEBIAN_PG_BIN, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', 'start']);
   return {
-    host: '127.0.0.1',
-    port,
-    user: 'postgres',
-    password,
-    database: 'postgres',
-    caPem: certs.caPem,
+    ...onLoopback(port, password, certs.caPem),
     stop: async () => {
       await exec(join(DEBIAN_PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']).catch(() => {});
       await rm(dir, { recursive: true, force: true });
