@@ -24,6 +24,8 @@ export class SessionLimits {
   /** ReadyForQuery messages the server owes: one for the login, one per Query, Sync, FunctionCall. */
   private owed = 1;
   private loggedIn = false;
+  /** The client sent frames since the last ReadyForQuery it was owed (Parse, Bind, Execute without Sync count). */
+  private sentSinceReady = false;
 
   /**
    * `end` is called once a limit is reached; `busy` says whether a statement may be running, in
@@ -62,10 +64,11 @@ export class SessionLimits {
 
   /**
    * True while a statement, COPY or function call may be running: logged in, and a ReadyForQuery
-   * owed. During the login nothing can commit, so there is nothing to cancel.
+   * owed or frames sent since the last one (an Execute without a Sync runs, and may commit, all
+   * the same). During the login nothing can commit, so there is nothing to cancel.
    */
   get statementRunning(): boolean {
-    return this.loggedIn && this.owed > 0;
+    return this.loggedIn && (this.owed > 0 || this.sentSinceReady);
   }
 
   /** The StartupMessage (or a CancelRequest) is in: the login's clock starts. */
@@ -77,6 +80,7 @@ export class SessionLimits {
   /** The client sent whole or partial frames, `syncPoints` of them Query, Sync or FunctionCall. */
   clientSent(syncPoints: number): void {
     this.owed += syncPoints;
+    this.sentSinceReady = true;
     this.idle.cancel();
     this.idleInTransaction.cancel();
   }
@@ -89,6 +93,7 @@ export class SessionLimits {
     }
     this.owed = Math.max(0, this.owed - 1);
     if (this.owed > 0) return;
+    this.sentSinceReady = false;
     if (status === TransactionStatus.Idle) this.idle.start();
     else this.idleInTransaction.start();
   }

@@ -32,6 +32,9 @@ import { relayServerToClient, type RelayHooks } from './relay.js';
 import { reportSession, type SessionRecord } from './session-report.js';
 import { timer, type Timer } from './timer.js';
 
+/** Cancels one ending may send: past them, the grace period ends the session all the same. */
+const MAX_CANCELS = 3;
+
 /** How long closing waits for writes still queued toward PostgreSQL. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -107,6 +110,8 @@ export class BridgeSession {
   private readyForQuerySeen = 0;
   private wakeRelay: (() => void) | null = null;
   private endGrace: Timer | null = null;
+  private cancelInFlight = false;
+  private cancelsSent = 0;
   private readonly relayHooks: RelayHooks = {
     mayRead: () => this.mayReadFromServer(),
     roomChanged: () => this.roomChanged(),
@@ -330,6 +335,11 @@ export class BridgeSession {
       this.refuse(this.asBridgeError(error));
       return;
     }
+    if (this.phase !== phase) {
+      // The session ended while TCP was opening (the client left, a limit): no login for no one.
+      postgres.close();
+      return;
+    }
     phase.opened = postgres;
     if (login) {
       try {
@@ -478,12 +488,19 @@ export class BridgeSession {
     this.endGrace.start();
   }
 
+  /**
+   * One cancel connection at a time, and at most MAX_CANCELS per ending: a client that pipelines
+   * thousands of Syncs behind a long statement gets a ReadyForQuery for each, and must not turn
+   * them into as many connections to the postmaster.
+   */
   private cancelRunningStatement(): void {
     const key = this.boundaries.backendKeyData;
-    if (!key) return;
-    sendCancelRequest(this.config, this.options.target, cancelRequest(key), (line) => this.log(line)).catch(
-      (error: unknown) => this.log(`cancel request failed: ${String(error)}`),
-    );
+    if (!key || this.cancelInFlight || this.cancelsSent >= MAX_CANCELS) return;
+    this.cancelInFlight = true;
+    this.cancelsSent += 1;
+    sendCancelRequest(this.config, this.options.target, cancelRequest(key), (line) => this.log(line))
+      .catch((error: unknown) => this.log(`cancel request failed: ${String(error)}`))
+      .finally(() => (this.cancelInFlight = false));
   }
 
   /** PostgreSQL closed its side: pass on its last word, or say the connection was lost. */

@@ -90,6 +90,19 @@ describe('SessionLimits', () => {
     expect(ended).toEqual([]);
   });
 
+  it('counts frames sent without a Sync as a statement that may run, and may commit', () => {
+    const { limits: l } = limits();
+    l.startupDone();
+    expect(l.statementRunning).toBe(false); // logging in: nothing can commit
+    l.readyForQuery(IN_TRANSACTION);
+    expect(l.statementRunning).toBe(false);
+    l.clientSent(0); // Parse, Bind, Execute ("COMMIT"), no Sync
+    expect(l.statementRunning).toBe(true);
+    l.clientSent(1); // the Sync
+    l.readyForQuery(IDLE);
+    expect(l.statementRunning).toBe(false);
+  });
+
   it('uses the idle-in-transaction limit after ReadyForQuery T or E', () => {
     const { limits: l, ended } = limits();
     l.startupDone();
