@@ -2,6 +2,7 @@ import { concatBytes, readUint32 } from './bytes.js';
 import { AuthCode, BackendType, MAX_AUTH_REQUEST_LENGTH, MAX_ERRLEN } from './constants.js';
 import { BridgeError } from './errors.js';
 import { saslInitialResponse, saslResponse } from './requests.js';
+import { saslMechanisms } from './sasl-mechanisms.js';
 import { SCRAM_SHA_256, ScramError, startScram, type IterationRange, type ScramClient } from './scram.js';
 
 /** What the I/O around the machine does next. */
@@ -112,17 +113,9 @@ export class EdgeLoginMachine {
 
 const failed = (error: BridgeError): LoginStep => ({ kind: 'failed', error });
 
-/** Names in an AuthenticationSASL body: NUL-terminated strings, then an empty one that ends the list. */
+/** The mechanism names offered, decoded strictly; none when the list is malformed. */
 function mechanisms(body: Uint8Array): string[] {
-  const names: string[] = [];
-  let offset = 0;
-  for (;;) {
-    const end = body.indexOf(0, offset);
-    if (end === -1) return [];
-    if (end === offset) return end === body.length - 1 ? names : [];
-    names.push(strict.decode(body.subarray(offset, end)));
-    offset = end + 1;
-  }
+  return (saslMechanisms(body) ?? []).map((name) => strict.decode(name));
 }
 
 function authFailed(what: string): BridgeError {

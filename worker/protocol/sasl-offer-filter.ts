@@ -1,6 +1,7 @@
 import { readUint32 } from './bytes.js';
 import { AuthCode, BackendType, FRAME_HEADER_LENGTH, MAX_AUTH_REQUEST_LENGTH, MIN_FRAME_LENGTH } from './constants.js';
 import { BridgeError } from './errors.js';
+import { saslMechanisms } from './sasl-mechanisms.js';
 import { SCRAM_SHA_256 } from './scram.js';
 
 /** The channel-binding variant, which binds the exchange to the TLS connection it runs over (RFC 5802 §6). */
@@ -103,16 +104,8 @@ export class SaslOfferFilter {
 /** AuthenticationSASL without SCRAM-SHA-256-PLUS; any other message (or a malformed list) as it is. */
 function withoutPlus(message: Uint8Array): Uint8Array {
   if (readUint32(message, FRAME_HEADER_LENGTH) !== AuthCode.SASL) return message;
-  const names: Uint8Array[] = [];
-  let at = FRAME_HEADER_LENGTH + 4;
-  for (;;) {
-    const end = message.indexOf(0, at);
-    if (end < 0) return message;
-    if (end === at) break;
-    names.push(message.subarray(at, end));
-    at = end + 1;
-  }
-  if (at + 1 !== message.length) return message;
+  const names = saslMechanisms(message.subarray(FRAME_HEADER_LENGTH + 4));
+  if (names === null) return message;
   const kept = names.filter((name) => !sameBytes(name, PLUS));
   if (kept.length === names.length) return message;
   const length = 4 + 4 + kept.reduce((n, name) => n + name.length + 1, 0) + 1;
