@@ -17,6 +17,7 @@ import {
   STARTUP_PROTOCOL_PREFIX,
   TOKEN_PROTOCOL_PREFIX,
 } from '../common/subprotocols.js';
+import { timer, type Timer } from '../common/timer.js';
 import { Emitter } from './emitter.js';
 import { openWithFetch, type UpgradingFetch } from './fetch-upgrade.js';
 import { TlsRequestWatch } from './tls-request-watch.js';
@@ -160,7 +161,8 @@ export class Socket extends Emitter {
   private endPending = false;
   /** cork() calls not yet matched by uncork(): writes wait until the last uncork(). */
   private corked = 0;
-  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Emits 'timeout' after `timeout` ms without traffic. */
+  private idle: Timer = timer(0, () => {});
   private readonly tlsWatch = new TlsRequestWatch();
   private readonly startupInUpgrade: boolean;
   /** Between connect() and the first write, with startup in the upgrade: how to open the WebSocket. */
@@ -497,6 +499,8 @@ export class Socket extends Emitter {
       else this.once('timeout', callback);
     }
     this.timeout = ms;
+    this.idle.dispose();
+    this.idle = timer(ms, () => this.emit('timeout'), { unref: true });
     this.touch();
     return this;
   }
@@ -652,15 +656,7 @@ export class Socket extends Emitter {
 
   /** Activity restarts the idle timeout. */
   private touch(): void {
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    if (this.timeout <= 0 || this.destroyed) return;
-    const timer = setTimeout(() => {
-      this.idleTimer = null;
-      this.emit('timeout');
-    }, this.timeout);
-    (timer as { unref?: () => void }).unref?.();
-    this.idleTimer = timer;
+    if (!this.destroyed) this.idle.start();
   }
 
   private onWebSocketClose(code: number): void {

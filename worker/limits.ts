@@ -1,7 +1,7 @@
 import type { BridgeConfig } from './config.js';
 import { TransactionStatus } from './protocol/constants.js';
 import { BridgeError } from './protocol/errors.js';
-import { timer, type Timer } from './timer.js';
+import { timer, type Timer } from '../common/timer.js';
 
 /**
  * The time limits of one session, meaning what PostgreSQL's mean:

@@ -30,7 +30,7 @@ import { SaslOfferFilter } from './protocol/sasl-offer-filter.js';
 import { encodeStartupMessage } from './protocol/startup.js';
 import { relayServerToClient, type RelayHooks } from './relay.js';
 import { reportSession, type SessionRecord } from './session-report.js';
-import { timer, type Timer } from './timer.js';
+import { timer, type Timer } from '../common/timer.js';
 
 /** Cancels one ending may send: past them, the grace period ends the session all the same. */
 const MAX_CANCELS = 3;

@@ -12,16 +12,19 @@ export interface Timer {
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /**
- * Restarted and cancelled on the hot path (the idle limits, once per statement), so neither
+ * Restarted and cancelled on hot paths (the bridge's idle limits, once per statement; the client
+ * socket's idle timeout, once per chunk), so neither
  * touches the platform's timer: start() moves a deadline, cancel() clears it, and the one pending
  * setTimeout re-arms itself for the deadline when it fires early. Since every start() of a timer
  * sets a deadline later than any before it, a pending setTimeout never fires too late.
  */
-export function timer(ms: number, fire: () => void): Timer {
+export function timer(ms: number, fire: () => void, options: { unref?: boolean } = {}): Timer {
   let deadline: number | null = null;
   let pending: ReturnType<typeof setTimeout> | null = null;
   const arm = (at: number) => {
     pending = setTimeout(onTimeout, Math.min(Math.max(at - Date.now(), 0), MAX_TIMEOUT_MS));
+    // Node: the timer alone does not keep the process running.
+    if (options.unref) (pending as { unref?: () => void }).unref?.();
   };
   const onTimeout = () => {
     pending = null;
