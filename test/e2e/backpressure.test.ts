@@ -5,10 +5,11 @@ import { from as copyFrom } from 'pg-copy-streams';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { WINDOW_TO_CLIENT_BYTES, WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
+import { MAX_OUTSTANDING_MARKS, WINDOW_TO_CLIENT_BYTES, WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
 import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
 import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
-import { errorFields, readMessages } from '../support/wire.js';
+import { silentServer } from '../support/hostile.js';
+import { errorFields, query, readMessages, startupMessage } from '../support/wire.js';
 
 let bridge: RunningBridge;
 let watcher: pg.Client;
@@ -145,5 +146,26 @@ describe('flow-control messages', () => {
     expect(messages.map((m) => m.type)).toEqual(['E']);
     expect(errorFields(messages[0]!.body)).toMatchObject({ C: '08P01', M: 'invalid flow-control acknowledgement' });
     expect(session.closeReason).toBe('INVALID_ACK');
+  });
+
+  it('refuses a client that keeps more marks outstanding than an honest one can, with 08P01', async () => {
+    // Toward a server that never answers the SSLRequest, the session stays connecting: nothing the
+    // client sends is consumed, so no mark is echoed.
+    const silent = await silentServer();
+    const stalled = await startBridge({
+      bindings: { PG_HOST: '127.0.0.1', PG_PORT: String(silent.port), PG_TLS: 'require' },
+    });
+    try {
+      const chunks: Array<Uint8Array | string> = [startupMessage({ user: 'postgres' })];
+      for (let i = 0; i <= MAX_OUTSTANDING_MARKS; i++) chunks.push(query('SELECT 1'), `m${i}`);
+      const session = await rawSession(stalled.url, chunks);
+      const messages = readMessages(session.received);
+      expect(messages.map((m) => m.type)).toEqual(['E']);
+      expect(errorFields(messages[0]!.body)).toMatchObject({ C: '08P01' });
+      expect(session.closeReason).toBe('FLOW_WINDOW_EXCEEDED');
+    } finally {
+      await stalled.stop();
+      await silent.stop();
+    }
   });
 });
