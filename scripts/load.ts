@@ -8,7 +8,13 @@ const queries = Number(process.env.LOAD_QUERIES ?? 1000);
 
 const db = await startPostgres();
 const bridge = await startBridge({
-  bindings: { PG_HOST: db.host, PG_PORT: String(db.port), PG_TLS: 'require' },
+  bindings: {
+    PG_HOST: db.host,
+    PG_PORT: String(db.port),
+    PG_TLS: 'require',
+    // Every client in one isolate, past the 128 sessions a deployed isolate takes by default.
+    MAX_SESSIONS: String(Math.max(clients, 128)),
+  },
   trustedCaPem: db.caPem,
 });
 try {
