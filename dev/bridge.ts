@@ -71,7 +71,10 @@ export async function bridgeWorkerOptions(options: BridgeOptions): Promise<Worke
     ...(options.analyticsEngineDataset && {
       analyticsEngineDatasets: { METRICS: { dataset: options.analyticsEngineDataset } },
     }),
-    ...(options.rateLimit && { ratelimits: { RATE_LIMITER: { simple: options.rateLimit } } }),
+    // Miniflare requires a namespace, as Cloudflare does: wrangler.toml's.
+    ...(options.rateLimit && {
+      ratelimits: { RATE_LIMITER: { simple: options.rateLimit, namespace_id: '7431' } },
+    }),
     ...(options.hyperdrive && { hyperdrives: { HYPERDRIVE: options.hyperdrive } }),
     ...(options.trustedCaPem && {
       outboundService: {

@@ -83,7 +83,7 @@ await client.end();
     mkdirSync(project);
     await writeFile(
       join(project, 'wrangler.toml'),
-      'name = "bridge"\nmain = "../node_modules/pgwire-bridge/dist/worker/index.js"\ncompatibility_date = "2026-04-20"\n',
+      'name = "bridge"\nmain = "../node_modules/pgwire-bridge/dist/worker/index.js"\ncompatibility_date = "2026-11-17"\n',
     );
     const { script } = await bundleWithWrangler(project);
     await queryThrough(script, '/v1', bindings());
@@ -108,7 +108,7 @@ export default {
     );
     await writeFile(
       join(project, 'wrangler.toml'),
-      'name = "mine"\nmain = "index.ts"\ncompatibility_date = "2026-04-20"\n',
+      'name = "mine"\nmain = "index.ts"\ncompatibility_date = "2026-11-17"\n',
     );
     const { script } = await bundleWithWrangler(project);
     const { PG_TLS: _tls, ...env } = bindings();

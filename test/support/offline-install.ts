@@ -30,6 +30,7 @@ export async function installOffline(dir: string, tarball: string, packages: rea
     version: string;
     dependencies?: Record<string, string>;
     bin: Record<string, string>;
+    overrides?: Record<string, string>;
   };
   const entries: Record<string, LockEntry> = {};
   // Node's lookup: the nearest node_modules/<name> at or above the dependent's own path.
@@ -67,7 +68,9 @@ export async function installOffline(dir: string, tarball: string, packages: rea
       .digest('base64')}`,
     ...(own.dependencies && { dependencies: own.dependencies }),
   };
-  const manifest = { name: 'app', version: '1.0.0', private: true, type: 'module', dependencies };
+  // The versions this repository overrides are the ones its lockfile (and npm's cache) holds.
+  const overrides = own.overrides;
+  const manifest = { name: 'app', version: '1.0.0', private: true, type: 'module', dependencies, overrides };
   await writeFile(join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
   await writeFile(
     join(dir, 'package-lock.json'),
