@@ -118,9 +118,15 @@ export class BridgeSession {
     isClosed: () => this.isClosed(),
     take: (chunk) => this.takeServerBytes(chunk),
   };
+  /**
+   * Taken off at close: workerd still reads what a client sends after the close (until its own
+   * close arrives), but a WebSocket with no message listener keeps far less of it in memory
+   * (a client flooding on past the close: +65 MiB instead of +190 MiB in workerd 1.20261117).
+   */
+  private readonly onMessageEvent = (event: MessageEvent) => this.onClientMessage(event.data);
 
   constructor(
-    ws: WebSocket,
+    private readonly ws: WebSocket,
     private readonly config: BridgeConfig,
     private readonly options: SessionOptions,
   ) {
@@ -141,7 +147,7 @@ export class BridgeSession {
     this.limits = new SessionLimits(config, typeof exp === 'number' ? exp * 1000 : null, (error) =>
       this.endSession(error),
     );
-    ws.addEventListener('message', (event) => this.onClientMessage(event.data));
+    ws.addEventListener('message', this.onMessageEvent);
     ws.addEventListener('close', () => this.onClientGone());
     ws.addEventListener('error', () => this.onClientGone());
     const refusal = options.refusal ?? this.load.admit(config);
@@ -562,6 +568,7 @@ export class BridgeSession {
     const phase = this.phase;
     if (phase.name === 'closed') return;
     this.phase = { name: 'closed' };
+    this.ws.removeEventListener('message', this.onMessageEvent);
     this.limits.stop();
     this.endGrace?.dispose();
     this.wakeRelay?.();

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { delimiter, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { build } from 'esbuild';
@@ -36,7 +37,7 @@ configure({ url: process.env.BRIDGE_URL${webSocket === 'ws' ? ', WebSocket' : ''
 const client = new pg.Client({ user: process.env.PGUSER, password: process.env.PGPASSWORD, database: 'postgres' });
 await client.connect();
 const { rows } = await client.query("SELECT $1::text || ' via ' || current_setting('server_version_num') AS answer", ['pg']);
-console.log(JSON.stringify({ rows, hasGlobalWebSocket: typeof globalThis.WebSocket === 'function' }));
+console.log(JSON.stringify({ rows, hasGlobalWebSocket: typeof globalThis.WebSocket === 'function', node: process.versions.node }));
 await client.end();
 `,
   );
@@ -56,9 +57,22 @@ await client.end();
   return outfile;
 }
 
-async function run(script: string, nodeFlags: string[]) {
+/**
+ * The machine's own Node: the first on PATH outside node_modules (npm scripts put the `node`
+ * devDependency's Node 22 first). On a machine whose Node is 20, the client is checked there.
+ */
+function machineNode(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir.split(sep).includes('node_modules')) continue;
+    const candidate = join(dir, 'node');
+    if (existsSync(candidate)) return candidate;
+  }
+  return process.execPath;
+}
+
+async function run(script: string, nodeFlags: string[], node = process.execPath) {
   const db = postgres();
-  const { stdout } = await promisify(execFile)(process.execPath, [...nodeFlags, script], {
+  const { stdout } = await promisify(execFile)(node, [...nodeFlags, script], {
     cwd: root,
     env: { ...process.env, BRIDGE_URL: bridge.url, PGUSER: db.user, PGPASSWORD: db.password },
   });
@@ -68,6 +82,13 @@ async function run(script: string, nodeFlags: string[]) {
 describe('Node runtimes, pg picking the shim up as `net`', () => {
   it('runs with the ws package', async () => {
     const result = await run(await bundle('with-ws', 'ws'), []);
+    expect(result.rows[0].answer).toMatch(/^pg via 18\d{4}$/);
+  });
+
+  it("runs with the ws package on the machine's own Node, whatever npm put first on PATH", async () => {
+    const node = machineNode();
+    const result = await run(await bundle('machine-node', 'ws'), [], node);
+    console.log(`the machine's Node: ${node} ${result.node}`);
     expect(result.rows[0].answer).toMatch(/^pg via 18\d{4}$/);
   });
 

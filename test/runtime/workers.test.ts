@@ -45,7 +45,6 @@ describe('a Worker that imports the shim and a driver, in workerd', () => {
           name: 'app',
           modules: [{ type: 'ESModule', path: 'index.js', contents: script }],
           compatibilityDate,
-          compatibilityFlags: ['nodejs_compat'],
           bindings: { BRIDGE_URL: networkBridge.url, PG_USER: db.user, PG_PASSWORD: db.password, TOKEN: token },
           serviceBindings: { BRIDGE: 'bridge' },
         },
@@ -117,12 +116,11 @@ describe('a Worker that imports the shim and a driver, in workerd', () => {
     const dir = dirname(example.writeTo('worker/index.ts'));
     await writeFile(
       join(dir, 'wrangler.toml'),
-      `name = "readme-example"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\ncompatibility_flags = ["nodejs_compat"]\n`,
+      `name = "readme-example"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\n`,
     );
     const readmeApp = new Miniflare({
       modules: [{ type: 'ESModule', path: 'index.js', contents: await bundleApp(dir) }],
       compatibilityDate,
-      compatibilityFlags: ['nodejs_compat'],
       bindings: { BRIDGE_URL: bridge.url, PG_PASSWORD: db.password },
     });
     try {
