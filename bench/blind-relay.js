@@ -5,9 +5,9 @@ const MESSAGE_BYTES = 64 * 1024;
 /**
  * The floor the benchmark measures the bridge against: a Worker that pipes bytes WebSocket ↔ TCP
  * to PG_HOST:PG_PORT and checks nothing — no framing, no flow control, no limits — gathering
- * PostgreSQL's bytes as the bridge does (BYOB reads copied once into a 64 KiB message, sent when
- * full or when an event-loop turn passes with no read done). Having no framing, it cannot send at
- * once after a ReadyForQuery.
+ * PostgreSQL's bytes as the bridge does (BYOB reads of 4 KiB, or 64 KiB while the last read
+ * brought at least 4 KiB, copied once into a 64 KiB message, sent when full or when an event-loop
+ * turn passes with no read done). Having no framing, it cannot send at once after a ReadyForQuery.
  */
 /** @param {{ PG_HOST: string, PG_PORT?: string }} env */
 export function blindRelay(env) {
@@ -25,7 +25,7 @@ export function blindRelay(env) {
 async function pump(reader, ws) {
   let message = new Uint8Array(MESSAGE_BYTES);
   let filled = 0;
-  let read = new Uint8Array(4096);
+  let [small, large, streaming] = [new Uint8Array(4096), new Uint8Array(MESSAGE_BYTES), false];
   let [waiting, completed, armed] = [false, 0, false];
   const flush = () => {
     if (filled > 0) ws.send(message.subarray(0, filled));
@@ -42,7 +42,8 @@ async function pump(reader, ws) {
     setTimeout(() => look(seen), 0);
   };
   for (;;) {
-    const next = reader.read(read);
+    const offered = streaming ? large : small;
+    const next = reader.read(offered);
     waiting = true;
     if (filled > 0 && !armed) arm();
     const { value, done } = await next;
@@ -54,7 +55,9 @@ async function pump(reader, ws) {
       [filled, pos] = [filled + take, pos + take];
       if (filled === MESSAGE_BYTES) flush();
     }
-    read = new Uint8Array(value.buffer);
+    if (streaming) large = new Uint8Array(value.buffer);
+    else small = new Uint8Array(value.buffer);
+    streaming = value.length >= 4096;
   }
   flush();
 }

@@ -14,7 +14,7 @@ import { startPostgres } from '../dev/postgres.js';
 
 const SELECT1_QUERIES = Number(process.env.BENCH_QUERIES ?? 5000);
 const BULK_BYTES = 50_000_000;
-const BULK_RUNS = Number(process.env.BENCH_BULK_RUNS ?? 5);
+const BULK_RUNS = Number(process.env.BENCH_BULK_RUNS ?? 9);
 
 const db = await startPostgres();
 const bridge = await startBridge({

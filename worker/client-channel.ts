@@ -54,8 +54,9 @@ export class ClientChannel {
   constructor(
     private readonly ws: WebSocket,
     flowControl: boolean,
+    windowToClient = WINDOW_TO_CLIENT_BYTES,
   ) {
-    this.toClient = flowControl ? new FlowSender(WINDOW_TO_CLIENT_BYTES, randomMarkId) : null;
+    this.toClient = flowControl ? new FlowSender(windowToClient, randomMarkId) : null;
     this.fromClient = flowControl ? new FlowReceiver(WINDOW_TO_SERVER_BYTES) : null;
   }
 
@@ -72,9 +73,9 @@ export class ClientChannel {
     return this.bufferedBytes;
   }
 
-  /** Whether the window lets the relay read more from PostgreSQL (always, without flow control). */
-  get hasRoom(): boolean {
-    return this.toClient === null || this.heldBytes < this.toClient.window;
+  /** Bytes the window lets the relay read from PostgreSQL now (no limit without flow control). */
+  get room(): number {
+    return this.toClient === null ? Infinity : Math.max(0, this.toClient.window - this.heldBytes);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { WINDOW_TO_CLIENT_BYTES } from '../common/flow-control.js';
 import { compilePatterns } from './policy/patterns.js';
 import { publicKeyShapeProblem, verificationKey } from './policy/jwt-keys.js';
 import { canonicalHost, chooseTarget, parseTargets, type Target, type TargetEntry } from './policy/targets.js';
@@ -36,6 +37,7 @@ export interface Env {
   MAX_SESSIONS?: string;
   MAX_LOGINS_IN_PROGRESS?: string;
   ISOLATE_BUDGET_BYTES?: string;
+  WINDOW_TO_CLIENT_BYTES?: string;
   /** Workers Analytics Engine dataset for per-session counters, when bound. */
   METRICS?: MetricsDataset;
   /** Workers Rate Limiting binding (`[[ratelimits]]`), checked at every upgrade when bound. */
@@ -116,6 +118,8 @@ export interface BridgeConfig {
    * budget, new sessions are refused with 53300 and existing ones stop taking more.
    */
   readonly isolateBudgetBytes: number;
+  /** Result bytes one session may have sent and not had echoed (flow control): its speed against its memory. */
+  readonly windowToClientBytes: number;
   /** Sessions end after this long (0: never). */
   readonly maxSessionMs: number;
   /** Browser origins allowed to open a session; requests without an Origin header are not browsers. */
@@ -232,6 +236,14 @@ export function loadConfig(env: Env): BridgeConfig {
     100_000,
     problems,
   );
+  const windowToClientBytes = integer(
+    env.WINDOW_TO_CLIENT_BYTES,
+    'WINDOW_TO_CLIENT_BYTES',
+    WINDOW_TO_CLIENT_BYTES,
+    256 * 1024,
+    64 * 1024 * 1024,
+    problems,
+  );
   const isolateBudgetBytes = integer(
     env.ISOLATE_BUDGET_BYTES,
     'ISOLATE_BUDGET_BYTES',
@@ -316,6 +328,7 @@ export function loadConfig(env: Env): BridgeConfig {
     maxSessions,
     maxLoginsInProgress,
     isolateBudgetBytes,
+    windowToClientBytes,
     maxSessionMs,
     allowedOrigin: compilePatterns(origins),
     allowedUser: compilePatterns(env.ALLOWED_USERS ?? '*'),

@@ -113,7 +113,7 @@ export class BridgeSession {
   private cancelInFlight = false;
   private cancelsSent = 0;
   private readonly relayHooks: RelayHooks = {
-    mayRead: () => this.mayReadFromServer(),
+    readable: () => this.readableFromServer(),
     roomChanged: () => this.roomChanged(),
     isClosed: () => this.isClosed(),
     take: (chunk) => this.takeServerBytes(chunk),
@@ -133,7 +133,7 @@ export class BridgeSession {
     this.load = options.load ?? isolateLoad;
     this.claims = options.claims ?? null;
     this.log = options.log ?? ((line) => console.log(line));
-    this.channel = new ClientChannel(ws, options.flowControl ?? false);
+    this.channel = new ClientChannel(ws, options.flowControl ?? false, config.windowToClientBytes);
     const subject = this.claims?.sub;
     this.record = {
       startedAt: Date.now(),
@@ -399,11 +399,12 @@ export class BridgeSession {
     this.onServerEnd();
   }
 
-  /** The window, and the isolate's budget beyond a small guaranteed share, decide whether to read on. */
-  private mayReadFromServer(): boolean {
+  /** The window, and the isolate's budget beyond a small guaranteed share, decide how much to read on. */
+  private readableFromServer(): number {
     this.updateHeld();
-    if (!this.channel.hasRoom) return false;
-    return !this.load.overBudget(this.config) || this.channel.heldBytes < GUARANTEED_SHARE_BYTES;
+    const room = this.channel.room;
+    if (!this.load.overBudget(this.config)) return room;
+    return Math.min(room, Math.max(0, GUARANTEED_SHARE_BYTES - this.channel.heldBytes));
   }
 
   /**

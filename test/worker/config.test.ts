@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       maxSessions: 128,
       maxLoginsInProgress: 32,
       isolateBudgetBytes: 48 * 1024 * 1024,
+      windowToClientBytes: 8 * 1024 * 1024,
       maxSessionMs: 86_400_000,
       allowReplication: false,
       jwt: null,
@@ -43,6 +44,7 @@ describe('loadConfig', () => {
       MAX_SESSIONS: '10',
       MAX_LOGINS_IN_PROGRESS: '2',
       ISOLATE_BUDGET_BYTES: '8388608',
+      WINDOW_TO_CLIENT_BYTES: '1048576',
       CONNECT_TIMEOUT_MS: '2500',
       STARTUP_TIMEOUT_MS: '500',
       IDLE_TIMEOUT_MS: '0',
@@ -68,6 +70,7 @@ describe('loadConfig', () => {
       maxSessions: 10,
       maxLoginsInProgress: 2,
       isolateBudgetBytes: 8388608,
+      windowToClientBytes: 1048576,
       connectTimeoutMs: 2500,
       startupTimeoutMs: 500,
       idleTimeoutMs: 0,
@@ -98,14 +101,18 @@ describe('loadConfig', () => {
         STARTUP_TIMEOUT_MS: '0',
         ALLOWED_ORIGINS: 'app.example.com',
         ALLOW_REPLICATION: 'yes',
+        WINDOW_TO_CLIENT_BYTES: '1000',
         JWT_SECRET: 'short',
       });
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
       // PG_HOST, PG_PORT, PG_TLS, FLOW_CONTROL, MAX_MESSAGE_BYTES, CONNECT_TIMEOUT_MS,
-      // STARTUP_TIMEOUT_MS, ALLOWED_ORIGINS, ALLOW_REPLICATION, JWT_AUDIENCE, JWT_SECRET
-      expect((error as ConfigError).problems).toHaveLength(11);
+      // STARTUP_TIMEOUT_MS, ALLOWED_ORIGINS, ALLOW_REPLICATION, WINDOW_TO_CLIENT_BYTES, JWT_AUDIENCE, JWT_SECRET
+      expect((error as ConfigError).problems).toHaveLength(12);
+      expect((error as ConfigError).problems).toContain(
+        'WINDOW_TO_CLIENT_BYTES must be an integer from 262144 to 67108864',
+      );
       expect((error as ConfigError).problems).toContain('FLOW_CONTROL must be "offer" or "require"');
     }
   });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ClientChannel, RELAY_BUFFER_BYTES } from '../../worker/client-channel.js';
 import { BackendBoundaries } from '../../worker/protocol/backend-boundaries.js';
-import { relayServerToClient } from '../../worker/relay.js';
+import { READ_BYTES, relayServerToClient, STREAMING_READ_BYTES } from '../../worker/relay.js';
 import { concat, message } from '../support/wire.js';
 
 /** PostgreSQL's side: reads are answered from `chunks` at once, then wait until `more()` or `end()`. */
@@ -27,14 +27,48 @@ function fakeServer(chunks: Uint8Array[]) {
   };
 }
 
+/**
+ * PostgreSQL's side as workerd 1.20261117 reads it: each read takes as much of what is waiting as
+ * the buffer offered holds; reads wait while nothing is. Records the size of each buffer offered.
+ */
+function streamingServer(waiting: Uint8Array) {
+  const offered: number[] = [];
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const readInto = async (view: Uint8Array) => {
+    offered.push(view.length);
+    if (waiting.length === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve));
+    if (waiting.length === 0) return { done: true as const, value: undefined };
+    const take = Math.min(view.length, waiting.length);
+    view.set(waiting.subarray(0, take));
+    waiting = waiting.subarray(take);
+    return { done: false as const, value: view.subarray(0, take) };
+  };
+  return {
+    readInto,
+    offered,
+    more: (bytes: Uint8Array) => {
+      waiting = bytes;
+      wake?.();
+    },
+    end: () => {
+      ended = true;
+      wake?.();
+    },
+  };
+}
+
 function relay(chunks: Uint8Array[]) {
+  return relayFrom(fakeServer(chunks));
+}
+
+function relayFrom<Server extends Parameters<typeof relayServerToClient>[0]>(server: Server, room = () => Infinity) {
   const sent: Uint8Array[] = [];
   const ws = { send: (data: Uint8Array | string) => typeof data !== 'string' && sent.push(data), close() {} };
   const channel = new ClientChannel(ws as unknown as WebSocket, false);
   const boundaries = new BackendBoundaries();
-  const server = fakeServer(chunks);
   const done = relayServerToClient(server, channel, {
-    mayRead: () => true,
+    readable: room,
     roomChanged: () => Promise.resolve(),
     isClosed: () => false,
     take: (chunk) => {
@@ -91,5 +125,51 @@ describe('relayServerToClient', () => {
     server.end();
     await done;
     copies.forEach((copy, i) => expect(Buffer.from(sent[i]!).equals(Buffer.from(copy))).toBe(true));
+  });
+
+  it('offers the large buffer while a result streams, and the small one once it ends or reads bring little', async () => {
+    const result = dataRows(200, 1000);
+    const { sent, server, done } = relayFrom(streamingServer(result));
+    await turn();
+    const trickle = dataRows(3, 100);
+    server.more(trickle);
+    await turn();
+    const ready = message('Z', Uint8Array.of(0x49));
+    const last = concat(dataRows(10, 1000), ready);
+    server.more(last);
+    await turn();
+    server.end();
+    await done;
+    expect(Buffer.concat(sent).equals(Buffer.concat([result, trickle, last]))).toBe(true);
+    expect(server.offered).toEqual([
+      // 200,000 bytes: a full small read, then large ones; the third takes the rest (64,832),
+      READ_BYTES,
+      STREAMING_READ_BYTES,
+      STREAMING_READ_BYTES,
+      STREAMING_READ_BYTES,
+      // which is much, so a large one waits, and brings 300 bytes: little;
+      STREAMING_READ_BYTES,
+      // a small one takes 4 KiB of the next 10,006, much, so a large one takes the rest,
+      READ_BYTES,
+      STREAMING_READ_BYTES,
+      // which ends in a ReadyForQuery: small again.
+      READ_BYTES,
+    ]);
+  });
+
+  it('never offers a read more than the window has room for', async () => {
+    const result = dataRows(200, 1000);
+    let room = 10_000;
+    const { sent, server, done } = relayFrom(streamingServer(result), () => {
+      const now = room;
+      room = Math.max(1000, room - 3000);
+      return now;
+    });
+    await turn();
+    server.end();
+    await done;
+    expect(Buffer.concat(sent).equals(Buffer.from(result))).toBe(true);
+    expect(server.offered.slice(0, 4)).toEqual([READ_BYTES, 7000, 4000, 1000]);
+    expect(Math.max(...server.offered.slice(3))).toBe(1000);
   });
 });
