@@ -525,7 +525,7 @@ export class Socket extends Emitter {
     const message = parseFlowMessage(text);
     if (!this.flowSender || !this.flowReceiver || message === null) return;
     if (message.kind === 'mark') {
-      this.flowReceiver.mark(message.id);
+      this.flowReceiver.markLatest(message.id);
       this.echoDelivered();
     } else if (message.kind === 'echo' && this.flowSender.echoed(message.id)) {
       this.flush();

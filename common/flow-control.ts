@@ -122,6 +122,16 @@ export class FlowReceiver {
     return true;
   }
 
+  /**
+   * A mark arrived from a sender this side trusts (the client, from the bridge): past the cap, it
+   * takes the place of the newest outstanding one, whose bytes it covers. Dropping it instead could
+   * leave the sender waiting for an echo of the one mark that covers everything it sent.
+   */
+  markLatest(id: string): void {
+    if (this.marks.length >= MAX_OUTSTANDING_MARKS) this.marks.pop();
+    this.marks.push({ id, at: this.received });
+  }
+
   /** `bytes` more were consumed (negative to take back bytes counted early). */
   consume(bytes: number): void {
     this.consumed += bytes;

@@ -11,13 +11,6 @@ import { echoMessage, markMessage } from '../common/subprotocols.js';
 export const RELAY_BUFFER_BYTES = 64 * 1024;
 
 /**
- * A message at most this long is sent as a copy, and its buffer gathers the next one; a longer
- * one is sent as a view of its buffer, which then goes with it: workerd's send() keeps a
- * reference to the bytes until they are written, so a buffer once sent is never written again.
- */
-const COPY_BELOW_BYTES = 8 * 1024;
-
-/**
  * Gathering buffers not in use, shared by the isolate's sessions: a session holds one only from
  * its first gathered byte to the flush, so an idle session holds none, and a busy isolate does
  * not allocate 64 KiB for every small answer.
@@ -101,11 +94,15 @@ export class ClientChannel {
     const length = this.bufferedBytes;
     this.bufferedBytes = 0;
     this.gathering = null;
-    if (length < COPY_BELOW_BYTES) {
+    // workerd's send() keeps a reference to the bytes until they are written, so a buffer once
+    // sent is never written again. A full one goes as it is; a shorter message goes as a copy and
+    // its buffer gathers the next: a view would keep all 64 KiB alive while the window counts
+    // only its length (8 MiB of 8 KiB messages would pin 64 MiB).
+    if (length === buffer.length) {
+      this.sendBinary(buffer);
+    } else {
       this.sendBinary(buffer.slice(0, length));
       giveBack(buffer);
-    } else {
-      this.sendBinary(buffer.subarray(0, length));
     }
   }
 

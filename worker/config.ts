@@ -115,7 +115,7 @@ export interface BridgeConfig {
   readonly maxLoginsInProgress: number;
   /**
    * Bytes all sessions of this isolate may hold in flight together (both directions); at the
-   * budget, new sessions are refused with 53300 and existing ones stop taking more.
+   * budget, each session takes no more than a small share (64 KiB toward its client).
    */
   readonly isolateBudgetBytes: number;
   /** Result bytes one session may have sent and not had echoed (flow control): its speed against its memory. */

@@ -26,17 +26,15 @@ export class IsolateLoad {
     return this.held;
   }
 
-  /** A new session, or why it is refused (before any TCP). Pair with `leave()`. */
+  /**
+   * A new session, or why it is refused (before any TCP). Pair with `leave()`. Not refused for the
+   * budget: over it, every session may take only its small share, so what a new one adds is bounded
+   * as it is for the rest, while refusing would let a few sessions that hold their windows and
+   * never read keep every new client out.
+   */
   admit(config: BridgeConfig): BridgeError | null {
     if (this.sessionCount >= config.maxSessions) {
       return new BridgeError('TOO_MANY_SESSIONS', 'sorry, too many clients already');
-    }
-    if (this.held >= config.isolateBudgetBytes) {
-      return new BridgeError(
-        'ISOLATE_BUDGET_EXHAUSTED',
-        'sorry, too many clients already',
-        'The bridge is at its memory budget.',
-      );
     }
     this.sessionCount += 1;
     return null;

@@ -101,6 +101,22 @@ describe('FlowReceiver', () => {
     for (let i = 0; i < MAX_OUTSTANDING_MARKS; i++) expect(receiver.mark(String(i))).toBe(true);
     expect(receiver.mark('one-too-many')).toBe(false);
   });
+
+  it('keeps the newest mark from a trusted sender past the cap, so the echo that covers everything still comes', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds());
+    const receiver = new FlowReceiver(WINDOW);
+    // A paused client collects marks: more than the cap, the last one from the sender about to wait.
+    for (let i = 0; i < MAX_OUTSTANDING_MARKS + 2; i++) {
+      receiver.receive(10);
+      receiver.markLatest(sender.count(10) ?? sender.markAll()!);
+    }
+    expect(sender.markAll()).toBeNull();
+    receiver.consume(10 * (MAX_OUTSTANDING_MARKS + 2));
+    const echo = receiver.takeEcho();
+    expect(echo).not.toBeNull();
+    expect(sender.echoed(echo!)).toBe(true);
+    expect(sender.unacknowledged).toBe(0);
+  });
 });
 
 describe('a sender and a receiver together', () => {

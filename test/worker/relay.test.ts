@@ -42,7 +42,9 @@ function streamingServer(waiting: Uint8Array) {
     const take = Math.min(view.length, waiting.length);
     view.set(waiting.subarray(0, take));
     waiting = waiting.subarray(take);
-    return { done: false as const, value: view.subarray(0, take) };
+    // As a BYOB read does: the buffer comes back as a new one, and the view offered is detached.
+    const buffer = structuredClone(view.buffer, { transfer: [view.buffer] });
+    return { done: false as const, value: new Uint8Array(buffer, view.byteOffset, take) };
   };
   return {
     readInto,
@@ -155,6 +157,41 @@ describe('relayServerToClient', () => {
       // which ends in a ReadyForQuery: small again.
       READ_BYTES,
     ]);
+  });
+
+  it('waits while there is no room, flushing and marking what it sent, and reads on once there is', async () => {
+    const rows = dataRows(20, 1000);
+    let room = 0;
+    let wake: () => void = () => {};
+    const sent: Uint8Array[] = [];
+    const texts: string[] = [];
+    const ws = {
+      send: (data: Uint8Array | string) => (typeof data === 'string' ? texts.push(data) : sent.push(data)),
+      close() {},
+    };
+    const channel = new ClientChannel(ws as unknown as WebSocket, true);
+    const server = streamingServer(rows);
+    channel.add(new Uint8Array(100)); // gathered before the window closed
+    const done = relayServerToClient(server, channel, {
+      readable: () => room,
+      roomChanged: () => new Promise<void>((resolve) => (wake = resolve)),
+      isClosed: () => false,
+      take: (chunk) => {
+        channel.add(chunk);
+        return false;
+      },
+    });
+    await turn();
+    expect(server.offered).toEqual([]);
+    expect(sent.map((m) => m.length)).toEqual([100]);
+    expect(texts).toHaveLength(1); // the mark covering it, whose echo would reopen the window
+    room = 64 * 1024;
+    wake();
+    await turn();
+    server.end();
+    wake();
+    await done;
+    expect(Buffer.concat(sent).equals(Buffer.concat([new Uint8Array(100), rows]))).toBe(true);
   });
 
   it('never offers a read more than the window has room for', async () => {

@@ -43,7 +43,6 @@ export type BridgeErrorCode =
   | 'QUEUE_LIMIT_EXCEEDED'
   | 'TOO_MANY_SESSIONS'
   | 'TOO_MANY_LOGINS'
-  | 'ISOLATE_BUDGET_EXHAUSTED'
   | 'TOKEN_EXPIRED'
   | 'SERVER_AUTH_INCOMPLETE'
   | 'SERVER_SCRAM_ITERATIONS'
@@ -113,7 +112,6 @@ const KINDS: Record<BridgeErrorCode, ErrorKind> = {
   QUEUE_LIMIT_EXCEEDED: kind(SqlState.ConfigurationLimitExceeded, CloseCode.PolicyViolation, 413),
   TOO_MANY_SESSIONS: TOO_MANY,
   TOO_MANY_LOGINS: TOO_MANY,
-  ISOLATE_BUDGET_EXHAUSTED: TOO_MANY,
   TOKEN_EXPIRED: kind(SqlState.InvalidAuthorizationSpecification, CloseCode.GoingAway, 401),
   SERVER_AUTH_INCOMPLETE: CANNOT_CONNECT,
   SERVER_SCRAM_ITERATIONS: CANNOT_CONNECT,
