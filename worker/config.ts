@@ -38,6 +38,7 @@ export interface Env {
   MAX_LOGINS_IN_PROGRESS?: string;
   ISOLATE_BUDGET_BYTES?: string;
   WINDOW_TO_CLIENT_BYTES?: string;
+  STALLED_CLIENT_TIMEOUT_MS?: string;
   /** Workers Analytics Engine dataset for per-session counters, when bound. */
   METRICS?: MetricsDataset;
   /** Workers Rate Limiting binding (`[[ratelimits]]`), checked at every upgrade when bound. */
@@ -120,6 +121,11 @@ export interface BridgeConfig {
   readonly isolateBudgetBytes: number;
   /** Result bytes one session may have sent and not had echoed (flow control): its speed against its memory. */
   readonly windowToClientBytes: number;
+  /**
+   * A session whose client has echoed nothing for this long while it holds more than its share is
+   * ended when the isolate is over its budget: it holds memory the others need (0: never).
+   */
+  readonly stalledClientTimeoutMs: number;
   /** Sessions end after this long (0: never). */
   readonly maxSessionMs: number;
   /** Browser origins allowed to open a session; requests without an Origin header are not browsers. */
@@ -244,6 +250,14 @@ export function loadConfig(env: Env): BridgeConfig {
     64 * 1024 * 1024,
     problems,
   );
+  const stalledClientTimeoutMs = integer(
+    env.STALLED_CLIENT_TIMEOUT_MS,
+    'STALLED_CLIENT_TIMEOUT_MS',
+    30_000,
+    0,
+    86_400_000,
+    problems,
+  );
   const isolateBudgetBytes = integer(
     env.ISOLATE_BUDGET_BYTES,
     'ISOLATE_BUDGET_BYTES',
@@ -329,6 +343,7 @@ export function loadConfig(env: Env): BridgeConfig {
     maxLoginsInProgress,
     isolateBudgetBytes,
     windowToClientBytes,
+    stalledClientTimeoutMs,
     maxSessionMs,
     allowedOrigin: compilePatterns(origins),
     allowedUser: compilePatterns(env.ALLOWED_USERS ?? '*'),

@@ -110,6 +110,9 @@ export class BridgeSession {
   private readyForQuerySeen = 0;
   private wakeRelay: (() => void) | null = null;
   private endGrace: Timer | null = null;
+  /** Runs while the relay waits on the client, holding more than its share, and no echo comes (onStalled). */
+  private readonly stalled: Timer;
+  private stallWatched = false;
   private cancelInFlight = false;
   private cancelsSent = 0;
   private readonly relayHooks: RelayHooks = {
@@ -134,6 +137,7 @@ export class BridgeSession {
     this.claims = options.claims ?? null;
     this.log = options.log ?? ((line) => console.log(line));
     this.channel = new ClientChannel(ws, options.flowControl ?? false, config.windowToClientBytes);
+    this.stalled = timer(config.stalledClientTimeoutMs, () => this.onStalled());
     const subject = this.claims?.sub;
     this.record = {
       startedAt: Date.now(),
@@ -222,6 +226,10 @@ export class BridgeSession {
         if (!toClient.echoed(message.id)) {
           this.refuse(new BridgeError('INVALID_ACK', 'invalid flow-control acknowledgement'));
           return;
+        }
+        if (this.stallWatched) {
+          this.stallWatched = false;
+          this.stalled.cancel();
         }
         this.updateHeld();
         this.wakeRelay?.();
@@ -413,6 +421,10 @@ export class BridgeSession {
    * refuses I/O across requests), so it looks from its own timer.
    */
   private roomChanged(): Promise<void> {
+    if (this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES && !this.stallWatched) {
+      this.stallWatched = true;
+      this.stalled.start();
+    }
     return new Promise((resolve) => {
       const poll = this.load.overBudget(this.config) ? setTimeout(() => wake(), ISOLATE_POLL_MS) : null;
       const wake = () => {
@@ -510,6 +522,32 @@ export class BridgeSession {
       .finally(() => (this.cancelInFlight = false));
   }
 
+  /**
+   * The relay has waited STALLED_CLIENT_TIMEOUT_MS on the client — for its window or for the
+   * isolate's budget — holding more than its share, and no echo came. That alone ends nothing: a
+   * client may pause a stream as long as it likes, and PostgreSQL waits. But while the isolate is
+   * over its budget, a session like that holds memory every other session's large results need,
+   * so it ends (the client is not reading; the FATAL is for its log, if ever).
+   */
+  private onStalled(): void {
+    if (this.phase.name === 'closed') return;
+    if (this.channel.heldBytes < GUARANTEED_SHARE_BYTES) {
+      this.stallWatched = false;
+      return;
+    }
+    if (!this.load.overBudget(this.config)) {
+      this.stalled.start(); // look again after as long
+      return;
+    }
+    this.refuse(
+      new BridgeError(
+        'CLIENT_STALLED',
+        'terminating connection because the client stopped reading while the bridge is short of memory',
+        `No acknowledgement for ${this.config.stalledClientTimeoutMs} ms with ${this.channel.heldBytes} bytes unread.`,
+      ),
+    );
+  }
+
   /** PostgreSQL closed its side: pass on its last word, or say the connection was lost. */
   private onServerEnd(): void {
     if (this.phase.name === 'closed') return;
@@ -572,6 +610,7 @@ export class BridgeSession {
     this.ws.removeEventListener('message', this.onMessageEvent);
     this.limits.stop();
     this.endGrace?.dispose();
+    this.stalled.dispose();
     this.wakeRelay?.();
     this.updateHeld();
     if (phase.name === 'queued') {

@@ -274,6 +274,46 @@ describe("clients holding the isolate's budget", () => {
   });
 });
 
+describe('a client that stops reading, holding more than its share', () => {
+  const stalledAttacker = async (a: Arena) => {
+    const attacker = await HostileClient.open(a.targets.database, { echoMarks: false });
+    await attacker.login(login());
+    attacker.send(query(HUGE_RESULT));
+    attacker.discard();
+    await eventually(
+      () => waitEvent(attacker.processId),
+      (event) => event === 'ClientWrite',
+      10_000,
+    );
+    return attacker;
+  };
+
+  it('is ended after STALLED_CLIENT_TIMEOUT_MS while the isolate is over its budget, its backend with it', async () => {
+    const a = await arena({ ISOLATE_BUDGET_BYTES: String(MiB), STALLED_CLIENT_TIMEOUT_MS: '1000' });
+    const attacker = await stalledAttacker(a);
+    const ending = await attacker.ended;
+    expect(ending).toMatchObject({ code: 1013, reason: 'CLIENT_STALLED' });
+    expect(
+      await eventually(
+        () => waitEvent(attacker.processId),
+        (event) => event === null,
+        5000,
+      ),
+    ).toBeNull();
+    await a.finish('stalled under pressure');
+  });
+
+  it('is held, not ended, while the isolate has room: a client may pause a stream', async () => {
+    const a = await arena({ STALLED_CLIENT_TIMEOUT_MS: '1000' });
+    const attacker = await stalledAttacker(a);
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(attacker.ws.readyState).toBe(WebSocket.OPEN);
+    expect(await waitEvent(attacker.processId)).toBe('ClientWrite');
+    attacker.close();
+    await a.finish('stalled with room');
+  });
+});
+
 describe('many anonymous logins from one address', () => {
   it('are refused with 429 past the rate limit, PostgreSQL sees at most MAX_LOGINS_IN_PROGRESS of them, and another address logs in', async () => {
     const db = postgres();

@@ -114,6 +114,7 @@ export const SqlState = {
   SqlclientUnableToEstablishSqlconnection: '08001',
   ConnectionFailure: '08006',
   InvalidAuthorizationSpecification: '28000',
+  InsufficientResources: '53000',
   TooManyConnections: '53300',
   ConfigurationLimitExceeded: '53400',
   AdminShutdown: '57P01',

@@ -41,6 +41,7 @@ export type BridgeErrorCode =
   | 'LOGIN_TIMEOUT'
   | 'FLOW_WINDOW_EXCEEDED'
   | 'QUEUE_LIMIT_EXCEEDED'
+  | 'CLIENT_STALLED'
   | 'TOO_MANY_SESSIONS'
   | 'TOO_MANY_LOGINS'
   | 'TOKEN_EXPIRED'
@@ -110,6 +111,7 @@ const KINDS: Record<BridgeErrorCode, ErrorKind> = {
   LOGIN_TIMEOUT: TIMED_OUT(SqlState.ConnectionFailure),
   FLOW_WINDOW_EXCEEDED: VIOLATION,
   QUEUE_LIMIT_EXCEEDED: kind(SqlState.ConfigurationLimitExceeded, CloseCode.PolicyViolation, 413),
+  CLIENT_STALLED: kind(SqlState.InsufficientResources, CloseCode.TryAgainLater, 503),
   TOO_MANY_SESSIONS: TOO_MANY,
   TOO_MANY_LOGINS: TOO_MANY,
   TOKEN_EXPIRED: kind(SqlState.InvalidAuthorizationSpecification, CloseCode.GoingAway, 401),
