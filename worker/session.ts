@@ -110,7 +110,7 @@ export class BridgeSession {
   private readyForQuerySeen = 0;
   private wakeRelay: (() => void) | null = null;
   private endGrace: Timer | null = null;
-  /** Runs while the relay waits on the client, holding more than its share, and no echo comes (onStalled). */
+  /** Runs while the session holds more than its share toward the client and no echo comes (onStalled). */
   private readonly stalled: Timer;
   private stallWatched = false;
   private cancelInFlight = false;
@@ -421,10 +421,6 @@ export class BridgeSession {
    * refuses I/O across requests), so it looks from its own timer.
    */
   private roomChanged(): Promise<void> {
-    if (this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES && !this.stallWatched) {
-      this.stallWatched = true;
-      this.stalled.start();
-    }
     return new Promise((resolve) => {
       const poll = this.load.overBudget(this.config) ? setTimeout(() => wake(), ISOLATE_POLL_MS) : null;
       const wake = () => {
@@ -523,8 +519,8 @@ export class BridgeSession {
   }
 
   /**
-   * The relay has waited STALLED_CLIENT_TIMEOUT_MS on the client — for its window or for the
-   * isolate's budget — holding more than its share, and no echo came. That alone ends nothing: a
+   * The session has held more than its share toward the client for STALLED_CLIENT_TIMEOUT_MS and
+   * no echo came — whether the relay waits for room or PostgreSQL has nothing more. That alone ends nothing: a
    * client may pause a stream as long as it likes, and PostgreSQL waits. But while the isolate is
    * over its budget, a session like that holds memory every other session's large results need,
    * so it ends (the client is not reading; the FATAL is for its log, if ever).
@@ -592,6 +588,11 @@ export class BridgeSession {
   /** Tells the isolate what this session holds now. */
   private updateHeld(): void {
     const now = this.phase.name === 'closed' ? 0 : this.queuedToServer + this.channel.heldBytes;
+    if (now > 0 && !this.stallWatched && this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES) {
+      // From here, an echo must come within STALLED_CLIENT_TIMEOUT_MS, or onStalled looks.
+      this.stallWatched = true;
+      this.stalled.start();
+    }
     if (now === this.held) return;
     this.load.hold(now - this.held);
     this.held = now;
