@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
@@ -89,23 +90,48 @@ export async function startBridge(
   options: BridgeOptions & { port?: number; log?: (line: string) => void },
 ): Promise<RunningBridge> {
   const before = workerdChildren();
-  const mf = new Miniflare({
-    ...(await bridgeWorkerOptions(options)),
-    host: '127.0.0.1',
-    port: options.port ?? 0,
-    handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
-      const log = options.log ?? (() => {});
-      stdout.on('data', (chunk: Buffer) => log(chunk.toString()));
-      stderr.on('data', (chunk: Buffer) => log(chunk.toString()));
-    },
-  });
-  const base = await mf.ready;
+  const workerOptions = await bridgeWorkerOptions(options);
+  const start = async () => {
+    const mf = new Miniflare({
+      ...workerOptions,
+      host: '127.0.0.1',
+      port: options.port ?? 0,
+      handleRuntimeStdio: (stdout: Readable, stderr: Readable) => {
+        const log = options.log ?? (() => {});
+        stdout.on('data', (chunk: Buffer) => log(chunk.toString()));
+        stderr.on('data', (chunk: Buffer) => log(chunk.toString()));
+      },
+    });
+    return { mf, base: await mf.ready };
+  };
+  const { mf, base } = options.hyperdrive ? await withQuietProxySockets(start) : await start();
   const started = workerdChildren().filter((pid) => !before.includes(pid));
   return {
     url: new URL(BRIDGE_PATH, base.href.replace(/^http/, 'ws')).href,
     pid: started.length === 1 ? started[0]! : null,
     stop: () => mf.dispose(),
   };
+}
+
+/**
+ * Miniflare's local Hyperdrive proxy (4.20260730) pipes each connection from workerd to the
+ * database with no 'error' listener on either socket, so a reset — PostgreSQL closing a cancel
+ * connection at once — is an uncaught exception in the process running Miniflare. The servers
+ * Miniflare creates while it starts give each connection, and each socket piped into it, a
+ * listener: the pipe then just ends, as it does when either side closes.
+ */
+async function withQuietProxySockets<T>(start: () => Promise<T>): Promise<T> {
+  const createServer = net.createServer;
+  net.createServer = ((...args: Parameters<typeof net.createServer>) =>
+    createServer(...args).on('connection', (socket: net.Socket) => {
+      socket.on('error', () => {});
+      socket.on('pipe', (source) => source.on('error', () => {}));
+    })) as typeof net.createServer;
+  try {
+    return await start();
+  } finally {
+    net.createServer = createServer;
+  }
 }
 
 /** Process ids of the workerd processes this process started (Linux; empty elsewhere). */

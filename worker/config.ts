@@ -253,7 +253,7 @@ export function loadConfig(env: Env): BridgeConfig {
   const stalledClientTimeoutMs = integer(
     env.STALLED_CLIENT_TIMEOUT_MS,
     'STALLED_CLIENT_TIMEOUT_MS',
-    30_000,
+    60_000,
     0,
     86_400_000,
     problems,

@@ -21,7 +21,7 @@ describe('loadConfig', () => {
       maxLoginsInProgress: 32,
       isolateBudgetBytes: 48 * 1024 * 1024,
       windowToClientBytes: 8 * 1024 * 1024,
-      stalledClientTimeoutMs: 30_000,
+      stalledClientTimeoutMs: 60_000,
       maxSessionMs: 86_400_000,
       allowReplication: false,
       jwt: null,
