@@ -61,6 +61,11 @@ export class FlowSender {
     return this.sent - this.echoedAt;
   }
 
+  /** Bytes sent after the last mark: no echo can cover them until another mark follows. */
+  get unmarked(): number {
+    return this.sent - this.lastMarkAt;
+  }
+
   /** How many more bytes may be sent now. */
   get room(): number {
     return Math.max(0, this.window - this.unacknowledged);

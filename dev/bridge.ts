@@ -104,7 +104,7 @@ export async function startBridge(
     });
     return { mf, base: await mf.ready };
   };
-  const { mf, base } = options.hyperdrive ? await withQuietProxySockets(start) : await start();
+  const { mf, base } = options.hyperdrive ? await withQuietProxySockets(start, options.log) : await start();
   const started = workerdChildren().filter((pid) => !before.includes(pid));
   return {
     url: new URL(BRIDGE_PATH, base.href.replace(/^http/, 'ws')).href,
@@ -118,19 +118,24 @@ export async function startBridge(
  * database with no 'error' listener on either socket, so a reset — PostgreSQL closing a cancel
  * connection at once — is an uncaught exception in the process running Miniflare. The servers
  * Miniflare creates while it starts give each connection, and each socket piped into it, a
- * listener: the pipe then just ends, as it does when either side closes.
+ * listener that logs the error instead (the other socket closes when its own peer does). Starts
+ * that overlap share one patch, taken off when the last one is done.
  */
-async function withQuietProxySockets<T>(start: () => Promise<T>): Promise<T> {
-  const createServer = net.createServer;
-  net.createServer = ((...args: Parameters<typeof net.createServer>) =>
-    createServer(...args).on('connection', (socket: net.Socket) => {
-      socket.on('error', () => {});
-      socket.on('pipe', (source) => source.on('error', () => {}));
-    })) as typeof net.createServer;
+let quietStarts = 0;
+const createServer = net.createServer;
+async function withQuietProxySockets<T>(start: () => Promise<T>, log: (line: string) => void = () => {}): Promise<T> {
+  const quiet = (error: Error) => log(`Hyperdrive proxy socket: ${error.message}\n`);
+  if (quietStarts++ === 0) {
+    net.createServer = ((...args: Parameters<typeof net.createServer>) =>
+      createServer(...args).on('connection', (socket: net.Socket) => {
+        socket.on('error', quiet);
+        socket.on('pipe', (source) => source.on('error', quiet));
+      })) as typeof net.createServer;
+  }
   try {
     return await start();
   } finally {
-    net.createServer = createServer;
+    if (--quietStarts === 0) net.createServer = createServer;
   }
 }
 

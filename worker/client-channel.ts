@@ -6,9 +6,12 @@ import {
   WINDOW_TO_SERVER_BYTES,
 } from '../common/flow-control.js';
 import { echoMessage, markMessage } from '../common/subprotocols.js';
+import { GUARANTEED_SHARE_BYTES } from './isolate-load.js';
 
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
 export const RELAY_BUFFER_BYTES = 64 * 1024;
+/** At rest, bytes not yet covered by a mark past this get one (the isolate's guaranteed share). */
+const MARK_AT_REST_BYTES = GUARANTEED_SHARE_BYTES;
 
 /**
  * Gathering buffers not in use, shared by the isolate's sessions: a session holds one only from
@@ -104,6 +107,17 @@ export class ClientChannel {
       this.sendBinary(buffer.slice(0, length));
       giveBack(buffer);
     }
+  }
+
+  /**
+   * Sends what was gathered where the stream comes to rest (a message the client must act on, or
+   * the reads ran dry), and a mark when MARK_AT_REST_BYTES or more went out since the last one:
+   * marks otherwise come a quarter window apart, and bytes no mark covers stay counted as held,
+   * against the isolate's budget, for as long as the session then rests.
+   */
+  flushAtRest(): void {
+    this.flush();
+    if (this.toClient && this.toClient.unmarked >= MARK_AT_REST_BYTES) this.markAll();
   }
 
   /** Sends `bytes` after whatever was gathered, at once. */

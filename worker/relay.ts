@@ -74,7 +74,7 @@ export async function relayServerToClient(
     streaming = !urgent && result.value.length >= READ_BYTES;
     if (!streaming) large = null;
     if (hooks.isClosed()) break;
-    if (urgent) channel.flush();
+    if (urgent) channel.flushAtRest();
   }
   channel.flush();
 }
@@ -117,7 +117,7 @@ class DryReads {
   private look(): void {
     this.armed = false;
     if (this.channel.isEmpty || this.hooks.isClosed()) return;
-    if (this.waiting && this.completed === this.seen) this.channel.flush();
+    if (this.waiting && this.completed === this.seen) this.channel.flushAtRest();
     else this.arm();
   }
 }

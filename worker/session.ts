@@ -110,9 +110,10 @@ export class BridgeSession {
   private readyForQuerySeen = 0;
   private wakeRelay: (() => void) | null = null;
   private endGrace: Timer | null = null;
-  /** Runs while the session holds more than its share toward the client and no echo comes (onStalled). */
+  /** Runs from when the session holds more than its share toward the client, until an echo (onStalled). */
   private readonly stalled: Timer;
   private stallWatched = false;
+  private overBudgetWhenWatched = false;
   private cancelInFlight = false;
   private cancelsSent = 0;
   private readonly relayHooks: RelayHooks = {
@@ -520,10 +521,11 @@ export class BridgeSession {
 
   /**
    * The session has held more than its share toward the client for STALLED_CLIENT_TIMEOUT_MS and
-   * no echo came — whether the relay waits for room or PostgreSQL has nothing more. That alone ends nothing: a
-   * client may pause a stream as long as it likes, and PostgreSQL waits. But while the isolate is
-   * over its budget, a session like that holds memory every other session's large results need,
-   * so it ends (the client is not reading; the FATAL is for its log, if ever).
+   * no echo came — whether the relay waits for room or PostgreSQL has nothing more. That alone
+   * ends nothing: a client may pause a stream as long as it likes, and PostgreSQL waits. But when
+   * the isolate was over its budget at the start of that time and is again at its end, a session
+   * like that holds memory every other session's large results need, so it ends (the client is
+   * not reading; the FATAL is for its log, if ever). Otherwise the clock starts over.
    */
   private onStalled(): void {
     if (this.phase.name === 'closed') return;
@@ -531,7 +533,10 @@ export class BridgeSession {
       this.stallWatched = false;
       return;
     }
-    if (!this.load.overBudget(this.config)) {
+    // Over budget when the clock started and again now: sustained pressure, not a passing spike.
+    const overBudget = this.load.overBudget(this.config);
+    if (!overBudget || !this.overBudgetWhenWatched) {
+      this.overBudgetWhenWatched = overBudget;
       this.stalled.start(); // look again after as long
       return;
     }
@@ -591,6 +596,7 @@ export class BridgeSession {
     if (now > 0 && !this.stallWatched && this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES) {
       // From here, an echo must come within STALLED_CLIENT_TIMEOUT_MS, or onStalled looks.
       this.stallWatched = true;
+      this.overBudgetWhenWatched = this.load.overBudget(this.config);
       this.stalled.start();
     }
     if (now === this.held) return;

@@ -36,6 +36,22 @@ describe('ClientChannel', () => {
     expect(channel.heldBytes).toBe(0);
   });
 
+  it('marks at rest what no mark covers yet, once it is more than the guaranteed share', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true);
+    const marks = () => sent.filter((m) => typeof m === 'string').length;
+    channel.add(new Uint8Array(1000)); // a small answer: no mark, no echo to wait for
+    channel.flushAtRest();
+    expect(marks()).toBe(0);
+    channel.add(new Uint8Array(700_000)); // a 700 KB result, far from the quarter-window mark
+    channel.flushAtRest();
+    expect(marks()).toBe(1);
+    // Its echo covers everything: an idle session holds nothing against the isolate's budget.
+    const id = (sent.filter((m) => typeof m === 'string').at(-1) as string).slice(1);
+    expect(channel.toClient!.echoed(id)).toBe(true);
+    expect(channel.heldBytes).toBe(0);
+  });
+
   it('without flow control sends as bytes come, with nothing to count against', () => {
     const { ws, sent } = recorder();
     const channel = new ClientChannel(ws, false);
