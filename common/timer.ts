@@ -6,6 +6,8 @@ export interface Timer {
   cancel(): void;
   /** Stops it and lets go of the platform timer: for a session that ends. */
   dispose(): void;
+  /** Whether it will fire: started, and neither cancelled nor fired since. */
+  readonly running: boolean;
 }
 
 /** setTimeout takes at most 2^31 − 1 ms; a longer limit is waited for in steps. */
@@ -46,6 +48,9 @@ export function timer(ms: number, fire: () => void, options: { unref?: boolean }
       deadline = null;
       if (pending !== null) clearTimeout(pending);
       pending = null;
+    },
+    get running() {
+      return deadline !== null;
     },
   };
 }

@@ -112,7 +112,6 @@ export class BridgeSession {
   private endGrace: Timer | null = null;
   /** Runs from when the session holds more than its share toward the client, until an echo (onStalled). */
   private readonly stalled: Timer;
-  private stallWatched = false;
   private overBudgetWhenWatched = false;
   private cancelInFlight = false;
   private cancelsSent = 0;
@@ -228,10 +227,7 @@ export class BridgeSession {
           this.refuse(new BridgeError('INVALID_ACK', 'invalid flow-control acknowledgement'));
           return;
         }
-        if (this.stallWatched) {
-          this.stallWatched = false;
-          this.stalled.cancel();
-        }
+        this.stalled.cancel();
         this.updateHeld();
         this.wakeRelay?.();
         return;
@@ -529,10 +525,7 @@ export class BridgeSession {
    */
   private onStalled(): void {
     if (this.phase.name === 'closed') return;
-    if (this.channel.heldBytes < GUARANTEED_SHARE_BYTES) {
-      this.stallWatched = false;
-      return;
-    }
+    if (this.channel.heldBytes < GUARANTEED_SHARE_BYTES) return; // watched anew once it holds more
     // Over budget when the clock started and again now: sustained pressure, not a passing spike.
     const overBudget = this.load.overBudget(this.config);
     if (!overBudget || !this.overBudgetWhenWatched) {
@@ -593,9 +586,8 @@ export class BridgeSession {
   /** Tells the isolate what this session holds now. */
   private updateHeld(): void {
     const now = this.phase.name === 'closed' ? 0 : this.queuedToServer + this.channel.heldBytes;
-    if (now > 0 && !this.stallWatched && this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES) {
+    if (now > 0 && !this.stalled.running && this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES) {
       // From here, an echo must come within STALLED_CLIENT_TIMEOUT_MS, or onStalled looks.
-      this.stallWatched = true;
       this.overBudgetWhenWatched = this.load.overBudget(this.config);
       this.stalled.start();
     }
