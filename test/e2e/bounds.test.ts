@@ -143,6 +143,24 @@ async function waitEvent(pid: number): Promise<string | null> {
   return rows[0]?.wait_event ?? null;
 }
 
+/** Until PostgreSQL waits to write to the bridge, which has stopped reading it; the wait event. */
+function untilClientWrite(pid: number): Promise<string | null> {
+  return eventually(
+    () => waitEvent(pid),
+    (event) => event === 'ClientWrite',
+    10_000,
+  );
+}
+
+/** Logged in and asking for `sql` (300 MB by default), whose bytes it counts and drops. */
+async function askingFor(a: Arena, options: { echoMarks: boolean; sql?: string }): Promise<HostileClient> {
+  const attacker = await HostileClient.open(a.targets.database, { echoMarks: options.echoMarks });
+  await attacker.login(login());
+  attacker.send(query(options.sql ?? HUGE_RESULT));
+  attacker.discard();
+  return attacker;
+}
+
 describe('a client streaming one huge Query', () => {
   it.each([
     ['require', 'huge query', 'FLOW_WINDOW_EXCEEDED', '08P01'],
@@ -203,18 +221,9 @@ describe('lying acknowledgements', () => {
     'a client asking for 300 MB that %s holds the bridge at its window, PostgreSQL waiting',
     async (_, paused, window) => {
       const a = await arena(window === WINDOW_TO_CLIENT_BYTES ? {} : { WINDOW_TO_CLIENT_BYTES: String(window) });
-      const attacker = await HostileClient.open(a.targets.database, { echoMarks: paused });
-      await attacker.login(login());
-      attacker.send(query(HUGE_RESULT));
-      attacker.discard();
+      const attacker = await askingFor(a, { echoMarks: paused });
       if (paused) attacker.pauseTcp();
-      expect(
-        await eventually(
-          () => waitEvent(attacker.processId),
-          (event) => event === 'ClientWrite',
-          10_000,
-        ),
-      ).toBe('ClientWrite');
+      expect(await untilClientWrite(attacker.processId)).toBe('ClientWrite');
       if (!paused) {
         // PostgreSQL may wait in ClientWrite for a moment while the bridge still streams: wait
         // until nothing more arrives.
@@ -249,22 +258,8 @@ describe('lying acknowledgements', () => {
 describe("clients holding the isolate's budget", () => {
   it('keep no one out: a new client logs in and gets a result larger than its share, 64 KiB per echo', async () => {
     const a = await arena({ ISOLATE_BUDGET_BYTES: String(MiB) });
-    const attackers = await Promise.all(
-      [0, 1].map(async () => {
-        const attacker = await HostileClient.open(a.targets.database, { echoMarks: false });
-        await attacker.login(login());
-        attacker.send(query(HUGE_RESULT));
-        attacker.discard();
-        return attacker;
-      }),
-    );
-    for (const attacker of attackers) {
-      await eventually(
-        () => waitEvent(attacker.processId),
-        (event) => event === 'ClientWrite',
-        10_000,
-      );
-    }
+    const attackers = await Promise.all([0, 1].map(() => askingFor(a, { echoMarks: false })));
+    for (const attacker of attackers) await untilClientWrite(attacker.processId);
     // Together at the budget (what workerd still had queued arrives meanwhile), each still far
     // from its 8 MiB window: the budget stopped them, not their windows.
     const received = await eventually(
@@ -285,25 +280,20 @@ describe("clients holding the isolate's budget", () => {
 });
 
 describe('a client that stops reading, holding more than its share', () => {
-  const stalledAttacker = async (a: Arena, sql = HUGE_RESULT) => {
-    const attacker = await HostileClient.open(a.targets.database, { echoMarks: false });
-    await attacker.login(login());
-    attacker.send(query(sql));
-    attacker.discard();
-    return attacker;
-  };
-
   it('is ended after STALLED_CLIENT_TIMEOUT_MS while the isolate is over its budget, its backend with it', async () => {
     const a = await arena({ ISOLATE_BUDGET_BYTES: String(MiB), STALLED_CLIENT_TIMEOUT_MS: '1000' });
     // One whose whole 700 KB result was sent, then one whose 300 MB result takes the isolate over
     // its budget: both hold more than their share, and neither echoes.
-    const whole = await stalledAttacker(a, "SELECT repeat('x', 1000) FROM generate_series(1, 700)");
+    const whole = await askingFor(a, {
+      echoMarks: false,
+      sql: "SELECT repeat('x', 1000) FROM generate_series(1, 700)",
+    });
     await eventually(
       async () => whole.received,
       (bytes) => bytes > 700_000,
       5000,
     );
-    const huge = await stalledAttacker(a);
+    const huge = await askingFor(a, { echoMarks: false });
     for (const attacker of [whole, huge]) {
       expect(await attacker.ended).toMatchObject({ code: 1013, reason: 'CLIENT_STALLED' });
     }
@@ -319,12 +309,8 @@ describe('a client that stops reading, holding more than its share', () => {
 
   it('is held, not ended, while the isolate has room: a client may pause a stream', async () => {
     const a = await arena({ STALLED_CLIENT_TIMEOUT_MS: '1000' });
-    const attacker = await stalledAttacker(a);
-    await eventually(
-      () => waitEvent(attacker.processId),
-      (event) => event === 'ClientWrite',
-      10_000,
-    );
+    const attacker = await askingFor(a, { echoMarks: false });
+    await untilClientWrite(attacker.processId);
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(attacker.ws.readyState).toBe(WebSocket.OPEN);
     expect(await waitEvent(attacker.processId)).toBe('ClientWrite');
