@@ -297,6 +297,8 @@ describe('a client that stops reading, holding more than its share', () => {
     for (const attacker of [whole, huge]) {
       expect(await attacker.ended).toMatchObject({ code: 1013, reason: 'CLIENT_STALLED' });
     }
+    // The one at rest between messages got its FATAL, as PostgreSQL words running out of resources.
+    expect(await whole.ended).toMatchObject({ sqlState: '53000' });
     expect(
       await eventually(
         () => waitEvent(huge.processId),
