@@ -13,8 +13,8 @@ import { bundleWorker, startBridge } from '../dev/bridge.js';
 import { startPostgres } from '../dev/postgres.js';
 
 const SELECT1_QUERIES = Number(process.env.BENCH_QUERIES ?? 5000);
-const BULK_BYTES = 50_000_000;
-const BULK_RUNS = Number(process.env.BENCH_BULK_RUNS ?? 9);
+const BULK_MB = Number(process.env.BENCH_BULK_MB ?? 20);
+const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 41);
 
 const db = await startPostgres();
 const bridge = await startBridge({
@@ -25,6 +25,8 @@ const bridge = await startBridge({
     PG_PORT: String(db.port),
     PG_TLS: 'off',
     ...(process.env.BENCH_NO_FLOW_CONTROL && { FLOW_CONTROL: 'offer' }),
+    // The bridge's own setting, passed through: to measure other windows against the default.
+    ...(process.env.WINDOW_TO_CLIENT_BYTES && { WINDOW_TO_CLIENT_BYTES: process.env.WINDOW_TO_CLIENT_BYTES }),
   },
 });
 const credentials = { user: db.user, password: db.password, database: db.database };
@@ -59,21 +61,29 @@ try {
     }
   }
 
-  /** MB/s for a 50 MB result in rows of `rowBytes`, median of BULK_RUNS runs per path. */
+  /**
+   * Each path streams BULK_MB of rows of `rowBytes`, BULK_ROUNDS times, taking turns within each
+   * round in an order that rotates from round to round. Rows are read as pg streams them (a 'row'
+   * listener) and not kept: kept, each result is tens of MB of strings for the client's garbage
+   * collector, whose pauses move a run by more than the paths differ. Pairing runs by round keeps
+   * drift in the machine's load out of the ratios.
+   */
   const bulk = async (rowBytes: number) => {
-    const rows = BULK_BYTES / rowBytes;
+    const rows = (BULK_MB * 1e6) / rowBytes;
     const sql = `SELECT repeat('x', ${rowBytes}) FROM generate_series(1, ${rows})`;
     const throughput = each(() => [] as number[]);
-    for (let run = 0; run < BULK_RUNS; run++) {
-      for (const name of names) {
+    for (const name of names) await streamRows(clients[name], sql); // warm-up, not counted
+    for (let round = 0; round < BULK_ROUNDS; round++) {
+      for (let turn = 0; turn < names.length; turn++) {
+        const name = names[(round + turn) % names.length]!;
         const start = performance.now();
-        const result = await clients[name].query({ text: sql, rowMode: 'array' });
+        const received = await streamRows(clients[name], sql);
         const seconds = (performance.now() - start) / 1000;
-        if (result.rows.length !== rows) throw new Error(`${name}: expected ${rows} rows`);
-        throughput[name].push(BULK_BYTES / 1e6 / seconds);
+        if (received !== rows) throw new Error(`${name}: expected ${rows} rows, got ${received}`);
+        throughput[name].push(BULK_MB / seconds);
       }
     }
-    return medians(throughput);
+    return throughput;
   };
   const small = await bulk(1000);
   const large = await bulk(100_000);
@@ -85,22 +95,32 @@ try {
       `  ${name.padEnd(7)} median ${latency[name].toFixed(0)}  p99 ${percentile(latencies[name], 0.99).toFixed(0)}`,
     );
   }
-  console.log(`${BULK_BYTES / 1e6} MB result, median of ${BULK_RUNS} runs (MB/s):`);
+  console.log(`${BULK_MB} MB results streamed, ${BULK_ROUNDS} rounds, median (MB/s):`);
   console.log(`  ${''.padEnd(7)} ${'1 KB rows'.padStart(10)} ${'100 KB rows'.padStart(12)}`);
   for (const name of names) {
-    console.log(`  ${name.padEnd(7)} ${small[name].toFixed(1).padStart(10)} ${large[name].toFixed(1).padStart(12)}`);
+    const [rows1kb, rows100kb] = [median(small[name]), median(large[name])];
+    console.log(`  ${name.padEnd(7)} ${rows1kb.toFixed(1).padStart(10)} ${rows100kb.toFixed(1).padStart(12)}`);
   }
-  // Against the blind relay, higher is better everywhere: its latency over the bridge's, the bridge's throughput over its.
+  // Against the blind relay, higher is better everywhere: its latency over the bridge's, the
+  // bridge's throughput over its — per round, the median of the rounds' ratios.
   const overhead = {
     select1: latency.relay / latency.bridge,
-    rows1kb: small.bridge / small.relay,
-    rows100kb: large.bridge / large.relay,
+    rows1kb: pairedRatio(small.bridge, small.relay),
+    rows100kb: pairedRatio(large.bridge, large.relay),
   };
   console.log(`select1_latency_ratio=${(latency.bridge / latency.direct).toFixed(2)}`);
-  console.log(`bulk_throughput_ratio=${(small.bridge / small.direct).toFixed(2)}`);
+  console.log(`bulk_throughput_ratio=${pairedRatio(small.bridge, small.direct).toFixed(2)}`);
   console.log(`relay_overhead_ratio_select1=${overhead.select1.toFixed(2)}`);
-  console.log(`relay_overhead_ratio_1kb_rows=${overhead.rows1kb.toFixed(2)}`);
-  console.log(`relay_overhead_ratio_100kb_rows=${overhead.rows100kb.toFixed(2)}`);
+  for (const [key, bridgeRuns, relayRuns] of [
+    ['1kb_rows', small.bridge, small.relay],
+    ['100kb_rows', large.bridge, large.relay],
+  ] as const) {
+    const [low, high] = interval(bridgeRuns, relayRuns);
+    console.log(
+      `relay_overhead_ratio_${key}=${pairedRatio(bridgeRuns, relayRuns).toFixed(2)}` +
+        `  (95% interval ${low.toFixed(2)}–${high.toFixed(2)})`,
+    );
+  }
   console.log(`relay_overhead_ratio=${Math.min(...Object.values(overhead)).toFixed(2)}`);
 } finally {
   await Promise.allSettled(names.map((name) => clients[name].end()));
@@ -121,4 +141,35 @@ function median(values: number[]): number {
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** Runs `sql`, counting its rows as they stream in without keeping them. */
+function streamRows(client: pg.Client, sql: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let received = 0;
+    const query = new pg.Query({ text: sql, rowMode: 'array' } as pg.QueryConfig);
+    query.on('row', () => void (received += 1));
+    query.on('end', () => resolve(received));
+    query.on('error', reject);
+    void client.query(query);
+  });
+}
+
+/** The median over rounds of `a[round] / b[round]`. */
+function pairedRatio(a: number[], b: number[]): number {
+  return median(a.map((value, round) => value / b[round]!));
+}
+
+/**
+ * Where the paired ratio's median would fall in 95% of repeated benchmarks, estimated by resampling
+ * the rounds (a percentile bootstrap): on two shared cores, runs of one path alone spread by tens of
+ * percent, so the interval says how far apart the paths must be for the ratio to mean anything.
+ */
+function interval(a: number[], b: number[], resamples = 2000): [number, number] {
+  const ratios = a.map((value, round) => value / b[round]!);
+  const medianOfResamples: number[] = [];
+  for (let i = 0; i < resamples; i++) {
+    medianOfResamples.push(median(ratios.map(() => ratios[Math.floor(Math.random() * ratios.length)]!)));
+  }
+  return [percentile(medianOfResamples, 0.025), percentile(medianOfResamples, 0.975)];
 }

@@ -551,11 +551,8 @@ export class Socket extends Emitter {
       const mark = sender?.count(size);
       if (mark) ws.send(markMessage(mark));
     }
-    if (this.pendingBytes > 0) {
-      // The window is full: a mark for everything sent, whose echo reopens it.
-      const mark = sender?.markAll();
-      if (mark) ws.send(markMessage(mark));
-    } else {
+    // With bytes left, the window is full, and the echo of a mark already out reopens it.
+    if (this.pendingBytes === 0) {
       const callbacks = this.pendingCallbacks;
       this.pendingCallbacks = [];
       for (const cb of callbacks) cb(null);

@@ -71,14 +71,17 @@ export class FlowSender {
     return Math.max(0, this.window - this.unacknowledged);
   }
 
-  /** Counts `bytes` as sent; returns the id of a mark to send right after them, or null. */
+  /**
+   * Counts `bytes` as sent; returns the id of a mark to send right after them, or null. Marks come
+   * every quarter window, so whenever the window is full a mark is out whose echo reopens it: a
+   * full window needs no mark of its own (each echo costs the receiver a message to send).
+   */
   count(bytes: number): string | null {
     this.sent += bytes;
-    const sinceMark = this.sent - this.lastMarkAt;
-    return sinceMark > 0 && (sinceMark >= this.markEvery || this.room === 0) ? this.mark() : null;
+    return this.sent - this.lastMarkAt >= this.markEvery ? this.mark() : null;
   }
 
-  /** A mark covering everything sent so far, unless the last one does already: for a sender about to wait. */
+  /** A mark covering everything sent so far, unless the last one does already: for a sender about to rest. */
   markAll(): string | null {
     return this.sent > this.lastMarkAt ? this.mark() : null;
   }

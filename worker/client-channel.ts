@@ -21,7 +21,8 @@ const MARK_AT_REST_BYTES = GUARANTEED_SHARE_BYTES;
 const spareBuffers: Uint8Array[] = [];
 const MAX_SPARE_BUFFERS = 16;
 
-function takeBuffer(): Uint8Array {
+/** A buffer of RELAY_BUFFER_BYTES to gather or read into: a spare one, or a new one. */
+export function takeBuffer(): Uint8Array {
   return spareBuffers.pop() ?? new Uint8Array(RELAY_BUFFER_BYTES);
 }
 
@@ -69,6 +70,11 @@ export class ClientChannel {
     return this.bufferedBytes;
   }
 
+  /** Bytes the message being gathered can still take before it goes out full. */
+  get messageRoom(): number {
+    return RELAY_BUFFER_BYTES - this.bufferedBytes;
+  }
+
   /** Bytes the window lets the relay read from PostgreSQL now (no limit without flow control). */
   get room(): number {
     return this.toClient === null ? Infinity : Math.max(0, this.toClient.window - this.heldBytes);
@@ -76,9 +82,16 @@ export class ClientChannel {
 
   /**
    * Copies server bytes into the message being gathered (the caller may reuse `chunk` at once);
-   * a message that fills up on the way goes out whole, at RELAY_BUFFER_BYTES.
+   * a message that fills up on the way goes out whole, at RELAY_BUFFER_BYTES. `given`: the caller
+   * gives up `chunk`'s memory, and it never reads or writes it again. A chunk so given that fills
+   * a buffer of RELAY_BUFFER_BYTES of its own, while nothing is gathered, is a full message
+   * already: it goes out as it is, not copied.
    */
-  add(chunk: Uint8Array): void {
+  add(chunk: Uint8Array, given = false): void {
+    if (given && this.bufferedBytes === 0 && isWholeBuffer(chunk)) {
+      this.sendBinary(chunk);
+      return;
+    }
     let pos = 0;
     while (pos < chunk.length) {
       const buffer = (this.gathering ??= takeBuffer());
@@ -126,8 +139,17 @@ export class ClientChannel {
     this.sendBinary(bytes);
   }
 
-  /** Before waiting for the client: a mark covering everything sent, so its echo can open the window fully. */
-  markAll(): void {
+  /**
+   * Before the relay waits. For the window, nothing: a mark is out whose echo reopens it
+   * (FlowSender.count). For the isolate's budget, the session must come down to its share: a
+   * mark covering everything sent, so that an echo can free all of it.
+   */
+  markBeforeWaiting(): void {
+    if (this.toClient && this.toClient.room > 0) this.markAll();
+  }
+
+  /** A mark covering everything sent, so that its echo can free all of it. */
+  private markAll(): void {
     const id = this.toClient?.markAll();
     if (id) this.sendText(markMessage(id));
   }
@@ -159,6 +181,12 @@ export class ClientChannel {
   private sendText(text: string): void {
     if (this.open) safely(() => this.ws.send(text));
   }
+}
+
+function isWholeBuffer(chunk: Uint8Array): boolean {
+  return (
+    chunk.length === RELAY_BUFFER_BYTES && chunk.byteOffset === 0 && chunk.buffer.byteLength === RELAY_BUFFER_BYTES
+  );
 }
 
 /** WebSocket calls throw once the peer is gone; at that point there is no one left to tell. */

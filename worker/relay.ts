@@ -1,4 +1,4 @@
-import type { ClientChannel } from './client-channel.js';
+import { type ClientChannel, RELAY_BUFFER_BYTES, takeBuffer } from './client-channel.js';
 
 /**
  * What a read offers while PostgreSQL's bytes trickle in, and what an idle session's pending read
@@ -8,9 +8,10 @@ export const READ_BYTES = 4096;
 /**
  * What a read offers while a result streams: workerd 1.20261117 hands over all that is waiting,
  * up to the buffer, so a result arrives in far fewer reads (and awaits) than at 4 KiB — which
- * doubled the bridge's throughput on 1 KB rows.
+ * doubled the bridge's throughput on 1 KB rows. A message's worth: a read that fills it is sent
+ * as it is.
  */
-export const STREAMING_READ_BYTES = 64 * 1024;
+export const STREAMING_READ_BYTES = RELAY_BUFFER_BYTES;
 
 /** What the pump asks of its session. */
 export interface RelayHooks {
@@ -20,11 +21,12 @@ export interface RelayHooks {
   roomChanged(): Promise<void>;
   isClosed(): boolean;
   /**
-   * Server bytes read, added to the message gathered for the client as it is to get them (the
-   * chunk is reused after this returns); true when they end right after a message the client
-   * must get at once.
+   * Server bytes read, added to the message gathered for the client as it is to get them; true
+   * when they end right after a message the client must get at once. The relay reuses the
+   * chunk's buffer after this returns, unless `given`: then it is the client channel's to keep
+   * (ClientChannel.add).
    */
-  take(chunk: Uint8Array): boolean;
+  take(chunk: Uint8Array, given: boolean): boolean;
 }
 
 /**
@@ -32,12 +34,15 @@ export interface RelayHooks {
  * its own WebSocket message would cost a message per read, so chunks are gathered into one message
  * until a message the client must act on ends them (ReadyForQuery, an auth request, …),
  * RELAY_BUFFER_BYTES are gathered, or the reads run dry: an event-loop turn passes in which no
- * read completed. Every read lands in one of two buffers (a BYOB read, no allocation) and is
- * copied once, into the message: the large one while a result streams (the last read brought at
- * least READ_BYTES and no message the client must act on), else the small one. Reads never ask
- * for more than the window has room for; while the client has not proven it received what it was
- * sent (a full window), the pump does not read: TCP then pushes back on PostgreSQL. Resolves when
- * PostgreSQL ends the stream; rejects when reading fails.
+ * read completed. Every read lands in one of two buffers (a BYOB read, no allocation): the large
+ * one while a result streams (the last read brought at least READ_BYTES and no message the
+ * client must act on), else the small one. A large read that comes back full while nothing is
+ * gathered is a message already and goes out as it is; any other read is copied once, into the
+ * message, and while one is gathered a large read asks for no more than it lacks, so the next
+ * message starts empty again. Reads never ask for more than the window has room for; while the
+ * client has not proven it received what it was sent (a full window), the pump does not read:
+ * TCP then pushes back on PostgreSQL. Resolves when PostgreSQL ends the stream; rejects when
+ * reading fails.
  */
 export async function relayServerToClient(
   postgres: { readInto(view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>> },
@@ -52,25 +57,27 @@ export async function relayServerToClient(
     let room: number;
     while ((room = hooks.readable()) === 0) {
       channel.flush();
-      channel.markAll();
+      channel.markBeforeWaiting();
       await hooks.roomChanged();
       if (hooks.isClosed()) return;
     }
-    const buffer: Uint8Array = streaming ? (large ??= new Uint8Array(STREAMING_READ_BYTES)) : small;
+    const buffer: Uint8Array = streaming ? (large ??= takeBuffer()) : small;
     // Never more than the window has room for: what the bridge holds stays within it.
-    const offered: Uint8Array = room < buffer.length ? buffer.subarray(0, room) : buffer;
+    const limit = streaming && !channel.isEmpty ? Math.min(room, channel.messageRoom) : room;
+    const offered: Uint8Array = limit < buffer.length ? buffer.subarray(0, limit) : buffer;
     const read = postgres.readInto(offered);
     dry.reading();
     const result = await read;
     dry.read();
     if (result.done || hooks.isClosed()) break;
-    const urgent = hooks.take(result.value);
-    // The stream hands the buffer back in the result: the next read into it reuses it. After a
-    // ReadyForQuery, or a read that brought little, the session is likely to wait: the small
-    // buffer waits with it, and the large one goes.
-    const returned = new Uint8Array(result.value.buffer);
+    const given = streaming && result.value.length === STREAMING_READ_BYTES && channel.isEmpty;
+    const urgent = hooks.take(result.value, given);
+    // The stream hands the buffer back in the result: the next read into it reuses it, unless it
+    // went out as a message. After a ReadyForQuery, or a read that brought little, the session is
+    // likely to wait: the small buffer waits with it, and the large one goes.
+    const returned = given ? null : new Uint8Array(result.value.buffer);
     if (streaming) large = returned;
-    else small = returned;
+    else small = returned!;
     streaming = !urgent && result.value.length >= READ_BYTES;
     if (!streaming) large = null;
     if (hooks.isClosed()) break;

@@ -119,7 +119,7 @@ export class BridgeSession {
     readable: () => this.readableFromServer(),
     roomChanged: () => this.roomChanged(),
     isClosed: () => this.isClosed(),
-    take: (chunk) => this.takeServerBytes(chunk),
+    take: (chunk, given) => this.takeServerBytes(chunk, given),
   };
   /**
    * Taken off at close: workerd still reads what a client sends after the close (until its own
@@ -430,16 +430,17 @@ export class BridgeSession {
   }
 
   /** Server bytes read, into the message gathered for the client: true when it must go at once. */
-  private takeServerBytes(chunk: Uint8Array): boolean {
-    if (this.saslOffer.passing) return this.gather(chunk);
+  private takeServerBytes(chunk: Uint8Array, given: boolean): boolean {
+    if (this.saslOffer.passing) return this.gather(chunk, given);
     let urgent = false;
-    for (const bytes of this.passServerBytes(chunk)) urgent = this.gather(bytes);
+    for (const bytes of this.passServerBytes(chunk)) urgent = this.gather(bytes, false);
     return urgent;
   }
 
-  private gather(bytes: Uint8Array): boolean {
+  /** Scanned first: once given to the channel, the bytes may already be on their way. */
+  private gather(bytes: Uint8Array, given: boolean): boolean {
     const urgent = this.scanServerBytes(bytes);
-    this.channel.add(bytes);
+    this.channel.add(bytes, given);
     return urgent;
   }
 

@@ -36,6 +36,25 @@ describe('ClientChannel', () => {
     expect(channel.heldBytes).toBe(0);
   });
 
+  it('before the relay waits: no mark for a full window, whose mark is out; one covering all for the budget', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true);
+    const marks = () => sent.filter((m): m is string => typeof m === 'string');
+    while (channel.room > 0) channel.add(new Uint8Array(RELAY_BUFFER_BYTES - 1000));
+    channel.flush();
+    const atFull = marks().length;
+    channel.markBeforeWaiting();
+    expect(marks()).toHaveLength(atFull);
+    // Its last quarter-window mark's echo reopens the window.
+    expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true);
+    expect(channel.room).toBeGreaterThan(0);
+    // Stopped by the isolate's budget with room in the window: a mark for everything sent.
+    channel.markBeforeWaiting();
+    expect(marks()).toHaveLength(atFull + 1);
+    expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true);
+    expect(channel.heldBytes).toBe(0);
+  });
+
   it('marks at rest what no mark covers yet, once it is more than the guaranteed share', () => {
     const { ws, sent } = recorder();
     const channel = new ClientChannel(ws, true);

@@ -4,15 +4,20 @@ import { BackendBoundaries } from '../../worker/protocol/backend-boundaries.js';
 import { READ_BYTES, relayServerToClient, STREAMING_READ_BYTES } from '../../worker/relay.js';
 import { concat, message } from '../support/wire.js';
 
-/** PostgreSQL's side: reads are answered from `chunks` at once, then wait until `more()` or `end()`. */
+/** PostgreSQL's side: reads are answered from `chunks` at once (as much as fits), then wait until `more()` or `end()`. */
 function fakeServer(chunks: Uint8Array[]) {
   let reads = 0;
   let wake: (() => void) | null = null;
   const readInto = async (view: Uint8Array) => {
     reads += 1;
     if (chunks.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-    const chunk = chunks.shift();
+    let chunk = chunks.shift();
     if (!chunk) return { done: true as const, value: undefined };
+    if (chunk.length > view.length) {
+      // As a socket does: no more than the view holds; the rest waits for the next read.
+      chunks.unshift(chunk.subarray(view.length));
+      chunk = chunk.subarray(0, view.length);
+    }
     view.set(chunk);
     return { done: false as const, value: view.subarray(0, chunk.length) };
   };
@@ -33,6 +38,7 @@ function fakeServer(chunks: Uint8Array[]) {
  */
 function streamingServer(waiting: Uint8Array) {
   const offered: number[] = [];
+  const returned: Uint8Array[] = [];
   let ended = false;
   let wake: (() => void) | null = null;
   const readInto = async (view: Uint8Array) => {
@@ -44,11 +50,14 @@ function streamingServer(waiting: Uint8Array) {
     waiting = waiting.subarray(take);
     // As a BYOB read does: the buffer comes back as a new one, and the view offered is detached.
     const buffer = structuredClone(view.buffer, { transfer: [view.buffer] });
-    return { done: false as const, value: new Uint8Array(buffer, view.byteOffset, take) };
+    const value = new Uint8Array(buffer, view.byteOffset, take);
+    returned.push(value);
+    return { done: false as const, value };
   };
   return {
     readInto,
     offered,
+    returned,
     more: (bytes: Uint8Array) => {
       waiting = bytes;
       wake?.();
@@ -73,9 +82,9 @@ function relayFrom<Server extends Parameters<typeof relayServerToClient>[0]>(ser
     readable: room,
     roomChanged: () => Promise.resolve(),
     isClosed: () => false,
-    take: (chunk) => {
+    take: (chunk, given) => {
       const urgent = boundaries.scan(chunk);
-      channel.add(chunk);
+      channel.add(chunk, given);
       return urgent;
     },
   });
@@ -144,19 +153,40 @@ describe('relayServerToClient', () => {
     await done;
     expect(Buffer.concat(sent).equals(Buffer.concat([result, trickle, last]))).toBe(true);
     expect(server.offered).toEqual([
-      // 200,000 bytes: a full small read, then large ones; the third takes the rest (64,832),
+      // 200,000 bytes: a full small read, so a large one next, asking only for what the message
+      // lacks (61,440): the message goes out full;
       READ_BYTES,
+      STREAMING_READ_BYTES - READ_BYTES,
+      // two full reads, each a message as it is; the next one brings the rest (3,392): little,
       STREAMING_READ_BYTES,
       STREAMING_READ_BYTES,
       STREAMING_READ_BYTES,
-      // which is much, so a large one waits, and brings 300 bytes: little;
-      STREAMING_READ_BYTES,
-      // a small one takes 4 KiB of the next 10,006, much, so a large one takes the rest,
+      // so a small one waits, and brings 300 bytes; a small one takes 4 KiB of the next 10,006,
+      // much, so a large one asks for what the message lacks and takes the rest,
       READ_BYTES,
-      STREAMING_READ_BYTES,
+      READ_BYTES,
+      STREAMING_READ_BYTES - READ_BYTES,
       // which ends in a ReadyForQuery: small again.
       READ_BYTES,
     ]);
+  });
+
+  it('sends a read that fills a message as it is, without copying it, and never reads into it again', async () => {
+    const result = dataRows(400, 1000);
+    const { sent, server, done } = relayFrom(streamingServer(result));
+    await turn();
+    // 400,000 bytes: the first small read's 4 KiB and the next read's 61,440 copied into one
+    // message, five reads of a full message each sent as it is, and the rest once the reads run dry.
+    expect(sent.map((m) => m.length)).toEqual([...Array<number>(6).fill(RELAY_BUFFER_BYTES), 400_000 - 6 * 65_536]);
+    expect(sent.map((m) => server.returned.includes(m))).toEqual([false, true, true, true, true, true, false]);
+    const copies = sent.map((m) => m.slice());
+    const more = dataRows(200, 1000);
+    server.more(more);
+    await turn();
+    server.end();
+    await done;
+    copies.forEach((copy, i) => expect(Buffer.from(sent[i]!).equals(Buffer.from(copy))).toBe(true));
+    expect(Buffer.concat(sent).equals(Buffer.concat([result, more]))).toBe(true);
   });
 
   it('waits while there is no room, flushing and marking what it sent, and reads on once there is', async () => {
@@ -176,8 +206,8 @@ describe('relayServerToClient', () => {
       readable: () => room,
       roomChanged: () => new Promise<void>((resolve) => (wake = resolve)),
       isClosed: () => false,
-      take: (chunk) => {
-        channel.add(chunk);
+      take: (chunk, given) => {
+        channel.add(chunk, given);
         return false;
       },
     });

@@ -22,7 +22,9 @@ for (const type of [
 }
 
 /** Bodies the bridge keeps: ReadyForQuery's status byte, BackendKeyData's process id and key. */
-const KEEP_BODY_OF = new Set<number>([BackendType.ReadyForQuery, BackendType.BackendKeyData]);
+const KEEP_BODY_OF = new Uint8Array(256);
+KEEP_BODY_OF[BackendType.ReadyForQuery] = 1;
+KEEP_BODY_OF[BackendType.BackendKeyData] = 1;
 const MAX_KEPT_BODY = 4 + MAX_CANCEL_KEY_LENGTH;
 
 /**
@@ -53,24 +55,31 @@ export class BackendBoundaries {
         if (this.body) this.keep(chunk.subarray(pos, pos + skip));
         pos += skip;
         this.remaining -= skip;
-        continue;
-      }
-      const take = Math.min(FRAME_HEADER_LENGTH - this.headerFill, chunk.length - pos);
-      this.header.set(chunk.subarray(pos, pos + take), this.headerFill);
-      this.headerFill += take;
-      pos += take;
-      if (this.headerFill < FRAME_HEADER_LENGTH) break;
-      this.headerFill = 0;
-      this.lastType = this.header[0]!;
-      // A length below 4 cannot come from PostgreSQL; count it as an empty body to stay in step.
-      this.remaining = Math.max(readUint32(this.header, 1), MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
-      if (KEEP_BODY_OF.has(this.lastType) && this.remaining <= MAX_KEPT_BODY) {
-        this.body = new Uint8Array(this.remaining);
-        this.bodyFill = 0;
-        if (this.remaining === 0) this.keep(chunk.subarray(pos, pos));
+      } else if (this.headerFill === 0 && chunk.length - pos >= FRAME_HEADER_LENGTH) {
+        // The common case, a header whole in the chunk: read in place, no view made per message.
+        this.startMessage(chunk[pos]!, readUint32(chunk, pos + 1));
+        pos += FRAME_HEADER_LENGTH;
+        if (this.body && this.remaining === 0) this.keep(chunk.subarray(pos, pos));
+      } else {
+        // A header split across chunks: gathered byte by byte.
+        this.header[this.headerFill++] = chunk[pos++]!;
+        if (this.headerFill < FRAME_HEADER_LENGTH) continue;
+        this.headerFill = 0;
+        this.startMessage(this.header[0]!, readUint32(this.header, 1));
+        if (this.body && this.remaining === 0) this.keep(chunk.subarray(pos, pos));
       }
     }
     return this.atBoundary && FLUSH_AFTER[this.lastType] === 1;
+  }
+
+  private startMessage(type: number, length: number): void {
+    this.lastType = type;
+    // A length below 4 cannot come from PostgreSQL; count it as an empty body to stay in step.
+    this.remaining = Math.max(length, MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
+    if (KEEP_BODY_OF[type] === 1 && this.remaining <= MAX_KEPT_BODY) {
+      this.body = new Uint8Array(this.remaining);
+      this.bodyFill = 0;
+    }
   }
 
   private keep(bytes: Uint8Array): void {
