@@ -11,8 +11,9 @@ import { timer, type Timer } from '../common/timer.js';
  *   the same inside a transaction, `T` or `E` (idle_in_transaction_session_timeout);
  * - the session's length, and its token's expiry.
  * Idleness is read off the protocol: every Query, Sync or FunctionCall the client sends earns
- * exactly one ReadyForQuery, so the server is busy while it owes one. Keepalives and empty
- * messages are not client traffic; a running statement or COPY is not idleness.
+ * exactly one ReadyForQuery (but a Sync that COPY FROM STDIN reads, FrontendFramer.copyInStarted),
+ * so the server is busy while it owes one. Keepalives and empty messages are not client traffic;
+ * a running statement or COPY is not idleness.
  */
 export class SessionLimits {
   private readonly startup: Timer;
@@ -77,9 +78,12 @@ export class SessionLimits {
     this.login.start();
   }
 
-  /** The client sent whole or partial frames, `syncPoints` of them Query, Sync or FunctionCall. */
+  /**
+   * The client sent whole or partial frames, `syncPoints` more of them earning a ReadyForQuery
+   * (fewer, when copy data showed Syncs sent earlier to be ones COPY ignores).
+   */
   clientSent(syncPoints: number): void {
-    this.owed += syncPoints;
+    this.owed = Math.max(0, this.owed + syncPoints);
     this.sentSinceReady = true;
     this.idle.cancel();
     this.idleInTransaction.cancel();

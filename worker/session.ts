@@ -108,6 +108,7 @@ export class BridgeSession {
   private held = 0;
   private peakHeld = 0;
   private readyForQuerySeen = 0;
+  private copyInSeen = 0;
   private wakeRelay: (() => void) | null = null;
   private endGrace: Timer | null = null;
   /** Runs from when the session holds more than its share toward the client, until an echo (onStalled). */
@@ -460,6 +461,10 @@ export class BridgeSession {
   /** Follows the server's messages (as sent to the client) for the relay: ReadyForQuery drives the limits. */
   private scanServerBytes(chunk: Uint8Array): boolean {
     const urgent = this.boundaries.scan(chunk);
+    while (this.copyInSeen < this.boundaries.copyInResponseCount) {
+      this.copyInSeen += 1;
+      this.framer.copyInStarted();
+    }
     while (this.readyForQuerySeen < this.boundaries.readyForQueryCount) {
       this.readyForQuerySeen += 1;
       this.onReadyForQuery(this.boundaries.transactionStatus);

@@ -14,7 +14,7 @@ import {
 } from '../support/logged-bridge.js';
 import { RawClient } from '../support/raw-client.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
-import { errorFields, startupMessage } from '../support/wire.js';
+import { bind, concat, errorFields, execute, message, parse, startupMessage, sync } from '../support/wire.js';
 
 // Short limits, generous waits: what is asserted is what the client saw, why the bridge says the
 // session ended, and what PostgreSQL committed, never how fast.
@@ -96,6 +96,23 @@ describe('idle sessions', () => {
     await suite.log.session('IDLE_IN_TRANSACTION_TIMEOUT', after);
     await msUntilBackendGone(watcher, s.pid);
     expect(await committed('idle-in-transaction')).toBe(0);
+  });
+
+  it('ends a session idle after a COPY FROM STDIN sent as libpq sends it, with a Sync the COPY ignores', async () => {
+    const after = suite.log.sessionCount;
+    const raw = await RawClient.connect(suite.bridge.url, postgres());
+    // libpq's extended-protocol COPY: Sync right after Execute; the server reads it as copy input.
+    raw.send(concat(parse(`COPY ${TABLE} FROM STDIN`), bind(), execute(), sync()));
+    expect((await raw.until('G')).map((m) => m.type)).toEqual(['1', '2', 'G']);
+    raw.send(concat(message('d', new TextEncoder().encode('copied-then-idle\n')), message('c'), sync()));
+    expect((await raw.until('Z')).map((m) => m.type)).toEqual(['C', 'Z']);
+    expect(await committed('copied-then-idle')).toBe(1);
+    // Owed no ReadyForQuery for the ignored Sync, the bridge sees the session idle.
+    const fatal = await raw.next(8000);
+    expect(fatal.type).toBe('E');
+    expect(errorFields(fatal.body)).toMatchObject({ S: 'FATAL', C: '57P05' });
+    expect(await raw.closed()).toBe(1001);
+    await suite.log.session('IDLE_TIMEOUT', after);
   });
 
   it('does not count keepalives or empty binary messages as activity', async () => {

@@ -47,9 +47,10 @@ describe('BackendBoundaries', () => {
 describe('what the session reads off the server stream', () => {
   const key = message('K', new Bytes().int32(4242).raw(new Uint8Array(32).fill(7)).build());
   const inTransaction = message('Z', Uint8Array.of(0x54));
-  const stream = concat(key, readyForQuery, dataRow, commandComplete, inTransaction);
+  const copyIn = message('G', new Bytes().byte(0).int16(1).int16(0).build());
+  const stream = concat(key, readyForQuery, dataRow, commandComplete, inTransaction, copyIn);
 
-  it('counts ReadyForQuery messages and keeps the last status and the BackendKeyData, however they are split', () => {
+  it('counts ReadyForQuery and CopyInResponse messages, keeps the last status and the BackendKeyData, however split', () => {
     for (let at = 0; at <= stream.length; at++) {
       for (let second = at; second <= stream.length; second += 7) {
         const boundaries = new BackendBoundaries();
@@ -57,6 +58,7 @@ describe('what the session reads off the server stream', () => {
         boundaries.scan(stream.subarray(at, second));
         boundaries.scan(stream.subarray(second));
         expect(boundaries.readyForQueryCount).toBe(2);
+        expect(boundaries.copyInResponseCount).toBe(1);
         expect(boundaries.transactionStatus).toBe(0x54);
         expect([...boundaries.backendKeyData!]).toEqual([...key.subarray(5)]);
       }
@@ -67,6 +69,7 @@ describe('what the session reads off the server stream', () => {
     const boundaries = new BackendBoundaries();
     boundaries.scan(concat(dataRow, commandComplete));
     expect(boundaries.readyForQueryCount).toBe(0);
+    expect(boundaries.copyInResponseCount).toBe(0);
     expect(boundaries.transactionStatus).toBe(-1);
     expect(boundaries.backendKeyData).toBeNull();
   });

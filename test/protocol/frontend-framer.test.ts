@@ -24,6 +24,7 @@ import {
 } from '../support/wire.js';
 
 const LIMITS = { maxMessageLength: PQ_LARGE_MESSAGE_LIMIT };
+const copyData = (text: string): Uint8Array => message('d', new TextEncoder().encode(text));
 const STARTUP = startupMessage({ user: 'alice', database: 'shop', application_name: 'test' });
 
 /** What a stream of chunks amounts to: the events, with all forwarded bytes joined. */
@@ -71,6 +72,33 @@ describe('FrontendFramer: a valid session', () => {
     for (const chunks of everySplit(concat(STARTUP, frames, functionCall))) {
       expect(run(chunks).framer.syncPoints).toBe(3);
     }
+  });
+
+  it('does not count the Syncs a COPY FROM STDIN reads: libpq sends one right after Execute', () => {
+    const framer = new FrontendFramer(LIMITS);
+    framer.push(STARTUP);
+    framer.push(concat(query('SELECT 1'), parse('COPY t FROM STDIN'), bind(), execute(), sync()));
+    expect(framer.syncPoints).toBe(2);
+    framer.copyInStarted(); // the server's CopyInResponse
+    // The copy data shows the COPY under way: the Sync after Execute was read by it, and so is one among the data.
+    framer.push(concat(copyData('a'), sync(), copyData('b')));
+    expect(framer.syncPoints).toBe(1);
+    // The Sync after CopyDone earns the ReadyForQuery that ends it.
+    framer.push(concat(message('c'), sync()));
+    expect(framer.syncPoints).toBe(2);
+  });
+
+  it('counts Syncs as usual around copy messages without a CopyInResponse, or a COPY started by a simple Query', () => {
+    const stray = new FrontendFramer(LIMITS);
+    stray.push(STARTUP);
+    stray.push(concat(parse('SELECT 1'), bind(), execute(), sync(), copyData('x'), message('c'), sync()));
+    expect(stray.syncPoints).toBe(2);
+    const simple = new FrontendFramer(LIMITS);
+    simple.push(STARTUP);
+    simple.push(query('COPY t FROM STDIN'));
+    simple.copyInStarted();
+    simple.push(concat(copyData('a'), message('f', new Bytes().cstring('stop').build()), query('SELECT 1')));
+    expect(simple.syncPoints).toBe(2);
   });
 
   it('decodes the startup parameters in order and defaults the database to the user', () => {

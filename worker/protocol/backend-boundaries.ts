@@ -31,8 +31,9 @@ const MAX_KEPT_BODY = 4 + MAX_CANCEL_KEY_LENGTH;
  * Follows message boundaries in the server→client stream without copying it (protocol-overview,
  * "Messaging Overview"). The relay asks it whether the bytes seen so far end on a message
  * boundary (only there may the bridge add a message of its own), and whether the last complete
- * message is one the client should get without delay; the session reads the ReadyForQuery
- * messages seen (for its idle limits) and the BackendKeyData (to cancel a running statement).
+ * message is one the client should get without delay; the session reads the ReadyForQuery and
+ * CopyInResponse messages seen (for its idle limits) and the BackendKeyData (to cancel a running
+ * statement).
  */
 export class BackendBoundaries {
   private remaining = 0;
@@ -43,6 +44,7 @@ export class BackendBoundaries {
   private body: Uint8Array | null = null;
   private bodyFill = 0;
   private readyCount = 0;
+  private copyInResponses = 0;
   private lastStatus = -1;
   private keyData: Uint8Array | null = null;
 
@@ -74,6 +76,7 @@ export class BackendBoundaries {
 
   private startMessage(type: number, length: number): void {
     this.lastType = type;
+    if (type === BackendType.CopyInResponse) this.copyInResponses += 1;
     // A length below 4 cannot come from PostgreSQL; count it as an empty body to stay in step.
     this.remaining = Math.max(length, MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
     if (KEEP_BODY_OF[type] === 1 && this.remaining <= MAX_KEPT_BODY) {
@@ -99,6 +102,11 @@ export class BackendBoundaries {
   /** ReadyForQuery messages seen so far. */
   get readyForQueryCount(): number {
     return this.readyCount;
+  }
+
+  /** CopyInResponse messages seen so far: the server is reading COPY FROM STDIN data. */
+  get copyInResponseCount(): number {
+    return this.copyInResponses;
   }
 
   /** The transaction status of the last ReadyForQuery (I, T or E), or -1 before any. */

@@ -62,15 +62,35 @@ export class FrontendFramer {
   private terminated = false;
   private framesJudged = 0;
   private syncPointsJudged = 0;
+  /** Syncs since the last Query, Execute or FunctionCall: a COPY FROM STDIN started there ignores them. */
+  private syncsSinceRequest = 0;
+  /** The server sent CopyInResponse; the client's first copy message is still to come. */
+  private copyInAnnounced = false;
+  /** From the client's first copy message to its CopyDone or CopyFail: the server ignores Syncs. */
+  private copyingIn = false;
 
   /** Normal-phase frames accepted so far. */
   get frames(): number {
     return this.framesJudged;
   }
 
-  /** Query, Sync and FunctionCall frames accepted so far: each earns one ReadyForQuery. */
+  /**
+   * Query, Sync and FunctionCall frames accepted so far that earn a ReadyForQuery each: not the
+   * Syncs a COPY FROM STDIN reads (copyInStarted), so the count may go down by those.
+   */
   get syncPoints(): number {
     return this.syncPointsJudged;
+  }
+
+  /**
+   * The server sent CopyInResponse: until the client's CopyDone or CopyFail it reads the client's
+   * messages as COPY data and ignores Syncs among them (CopyGetData, copyfromparse.c), those the
+   * client sent since the request that started the COPY included (libpq sends one right after
+   * Execute). They earn no ReadyForQuery and stop counting once the client's copy data shows the
+   * COPY under way. A client sending copy messages outside one only shortens its own idle limits.
+   */
+  copyInStarted(): void {
+    this.copyInAnnounced = true;
   }
 
   /** True when every byte accepted so far belongs to a whole message: a message may be added here. */
@@ -217,10 +237,36 @@ export class FrontendFramer {
     this.remaining = length - MIN_FRAME_LENGTH;
     this.framesJudged += 1;
     if (type === FrontendType.Terminate) this.terminated = true;
-    else if (type === FrontendType.Query || type === FrontendType.Sync || type === FrontendType.FunctionCall) {
-      this.syncPointsJudged += 1;
-    }
+    else this.countSyncPoint(type);
     return null;
+  }
+
+  private countSyncPoint(type: number): void {
+    switch (type) {
+      case FrontendType.Query:
+      case FrontendType.FunctionCall:
+        this.syncPointsJudged += 1;
+        this.syncsSinceRequest = 0;
+        return;
+      case FrontendType.Execute:
+        this.syncsSinceRequest = 0;
+        return;
+      case FrontendType.Sync:
+        if (this.copyingIn) return;
+        this.syncPointsJudged += 1;
+        this.syncsSinceRequest += 1;
+        return;
+      case FrontendType.CopyData:
+      case FrontendType.CopyDone:
+      case FrontendType.CopyFail:
+        if (this.copyInAnnounced) {
+          this.copyInAnnounced = false;
+          this.copyingIn = true;
+          this.syncPointsJudged -= this.syncsSinceRequest;
+          this.syncsSinceRequest = 0;
+        }
+        if (type !== FrontendType.CopyData) this.copyingIn = false;
+    }
   }
 }
 
