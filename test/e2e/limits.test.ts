@@ -63,6 +63,17 @@ async function connected(url: string, socket: Partial<SocketOptions> = {}): Prom
   return { ...watched, pid: rows[0]!.pid };
 }
 
+/** A token for `sub` that expires in `seconds` − 1 to `seconds` (exp counts whole seconds). */
+async function shortLived(sub: string, seconds = 3): Promise<{ token: string; expiresAt: number }> {
+  const exp = Math.floor(Date.now() / 1000) + seconds;
+  const token = await new SignJWT({ sub })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setAudience(AUDIENCE)
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(SECRET));
+  return { token, expiresAt: exp * 1000 };
+}
+
 async function committed(tag: string): Promise<number> {
   const { rows } = await watcher.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${TABLE} WHERE tag = $1`, [tag]);
   return rows[0]!.n;
@@ -162,17 +173,6 @@ describe('maximum session length', () => {
 describe('token expiry', () => {
   const suite = bridgeFor({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE });
   const graced = bridgeFor({ JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE, TOKEN_EXPIRY_GRACE_MS: '2000' });
-
-  /** A token for `sub` that expires in 2 to 3 seconds (exp counts whole seconds). */
-  async function shortLived(sub: string): Promise<{ token: string; expiresAt: number }> {
-    const exp = Math.floor(Date.now() / 1000) + 3;
-    const token = await new SignJWT({ sub })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setAudience(AUDIENCE)
-      .setExpirationTime(exp)
-      .sign(new TextEncoder().encode(SECRET));
-    return { token, expiresAt: exp * 1000 };
-  }
 
   const expiredSession = (log: BridgeLog, subject: string) =>
     log.find('pgwire-bridge.session', (line) => line.subject === subject && line.closeReason === 'TOKEN_EXPIRED');
@@ -315,6 +315,45 @@ describe('logins', () => {
     const ended = suite.log.events('pgwire-bridge.session').slice(after);
     expect(ended.filter((line) => line.closeReason === 'LOGIN_TIMEOUT')).toHaveLength(2);
     expect(ended.filter((line) => line.closeReason === 'TOO_MANY_LOGINS')).toHaveLength(0);
+  });
+
+  describe('a login waiting in line', () => {
+    const line = {} as { bridge: RunningBridge; log: BridgeLog };
+    beforeAll(async () => {
+      const targets = [stalled, healthy].map((s) => `127.0.0.1:${s.port}`).join(', ');
+      const bindings = { PG_TARGETS: targets, PG_TLS: 'off', JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE };
+      Object.assign(
+        line,
+        await startLoggedBridge({ bindings: { ...bindings, MAX_LOGINS_IN_PROGRESS: '1', LOGIN_TIMEOUT_MS: '20000' } }),
+      );
+      stops.push(() => line.bridge.stop());
+    });
+
+    it('is refused 53300 TOO_MANY_LOGINS when a limit ends it there, and never reaches PostgreSQL', async () => {
+      const after = line.log.sessionCount;
+      const url = (port: number) => `${line.bridge.url}?host=127.0.0.1&port=${port}`;
+      // The one login slot, held by a login that stalls in the middle of SCRAM.
+      const stalledBefore = stalled.connections.length;
+      const holder = bridgeClient(url(stalled.port), {}, { token: (await shortLived('holds-the-slot', 60)).token });
+      // (pg leaves connect() pending when end() is called before the login completes.)
+      void holder.connect().catch(() => {});
+      await eventually(
+        async () => stalled.connections.length,
+        (n) => n === stalledBefore + 1,
+      );
+      // Behind it, a login whose token expires before the slot frees.
+      const healthyBefore = healthy.connections.length;
+      const waiting = bridgeClient(url(healthy.port), {}, { token: (await shortLived('waits-in-line')).token });
+      await expect(waiting.connect()).rejects.toMatchObject({
+        code: '53300',
+        severity: 'FATAL',
+        message: 'sorry, too many clients are logging in already',
+      });
+      expect(healthy.connections.length).toBe(healthyBefore);
+      expect(await line.log.session('TOO_MANY_LOGINS', after)).toMatchObject({ subject: 'waits-in-line' });
+      await holder.end();
+      await line.log.session('client closed the connection', after);
+    });
   });
 });
 
