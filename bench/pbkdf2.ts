@@ -5,8 +5,7 @@
  *
  * Run: npx tsx bench/pbkdf2.ts
  */
-import { Miniflare } from 'miniflare';
-import { compatibilityDate } from '../dev/bridge.js';
+import { compatibilityDate, TidyMiniflare } from '../dev/bridge.js';
 
 // 1: the request alone, to subtract from the others.
 const COUNTS = [1, 4096, 10_000, 100_000, 600_000, 1_000_000, 5_000_000];
@@ -24,7 +23,7 @@ export default {
   },
 };`;
 
-const mf = new Miniflare({ modules: true, script, compatibilityDate });
+const mf = new TidyMiniflare({ modules: true, script, compatibilityDate });
 try {
   const url = await mf.ready;
   await mf.dispatchFetch(new URL('/?i=4096', url)); // warm up

@@ -1,9 +1,12 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { build } from 'esbuild';
-import { Miniflare, type WorkerOptions } from 'miniflare';
+import { Miniflare, type MiniflareOptions, type WorkerOptions } from 'miniflare';
 import type { Env } from '../worker/config.js';
 import { BRIDGE_PATH } from '../worker/paths.js';
 
@@ -85,6 +88,43 @@ export async function bridgeWorkerOptions(options: BridgeOptions): Promise<Worke
   };
 }
 
+/** The variables os.tmpdir() reads, on POSIX and on Windows. */
+const TMPDIR_VARIABLES = ['TMPDIR', 'TEMP', 'TMP'] as const;
+
+/**
+ * A Miniflare that leaves no temporary directory behind. Miniflare starts removing its own when
+ * disposed but does not wait for it, so a process that exits right after (a test worker) leaves
+ * one in the system's temporary directory per instance; this one's lives in a directory of ours,
+ * removed before dispose() resolves.
+ */
+export class TidyMiniflare extends Miniflare {
+  private ownTmpDir: string | undefined;
+
+  constructor(options: MiniflareOptions) {
+    const dir = mkdtempSync(join(tmpdir(), 'pgwire-bridge-'));
+    const saved = TMPDIR_VARIABLES.map((name) => process.env[name]);
+    // Miniflare picks its directory under os.tmpdir() as it is constructed, synchronously.
+    for (const name of TMPDIR_VARIABLES) process.env[name] = dir;
+    try {
+      super(options);
+    } finally {
+      TMPDIR_VARIABLES.forEach((name, i) => {
+        if (saved[i] === undefined) delete process.env[name];
+        else process.env[name] = saved[i];
+      });
+    }
+    this.ownTmpDir = dir;
+  }
+
+  override async dispose(): Promise<void> {
+    try {
+      await super.dispose();
+    } finally {
+      if (this.ownTmpDir) await rm(this.ownTmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    }
+  }
+}
+
 /** The Worker running in workerd through Miniflare, listening on 127.0.0.1. */
 export async function startBridge(
   options: BridgeOptions & { port?: number; log?: (line: string) => void },
@@ -92,7 +132,7 @@ export async function startBridge(
   const before = workerdChildren();
   const workerOptions = await bridgeWorkerOptions(options);
   const start = async () => {
-    const mf = new Miniflare({
+    const mf = new TidyMiniflare({
       ...workerOptions,
       host: '127.0.0.1',
       port: options.port ?? 0,

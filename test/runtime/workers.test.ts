@@ -4,9 +4,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { SignJWT } from 'jose';
-import { Miniflare } from 'miniflare';
+import type { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bridgeWorkerOptions, compatibilityDate, startBridge, type RunningBridge } from '../../dev/bridge.js';
+import {
+  bridgeWorkerOptions,
+  compatibilityDate,
+  startBridge,
+  TidyMiniflare,
+  type RunningBridge,
+} from '../../dev/bridge.js';
 import { postgres } from '../support/clients.js';
 import { readmeExample } from '../support/readme.js';
 import { bundleWithWrangler } from '../support/wrangler.js';
@@ -39,7 +45,7 @@ describe('a Worker that imports the shim and a driver, in workerd', () => {
       bindings: { ...toPostgres, JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE },
       trustedCaPem: db.caPem,
     });
-    app = new Miniflare({
+    app = new TidyMiniflare({
       workers: [
         {
           name: 'app',
@@ -118,7 +124,7 @@ describe('a Worker that imports the shim and a driver, in workerd', () => {
       join(dir, 'wrangler.toml'),
       `name = "readme-example"\nmain = "index.ts"\ncompatibility_date = "${compatibilityDate}"\n`,
     );
-    const readmeApp = new Miniflare({
+    const readmeApp = new TidyMiniflare({
       modules: [{ type: 'ESModule', path: 'index.js', contents: await bundleApp(dir) }],
       compatibilityDate,
       bindings: { BRIDGE_URL: bridge.url, PG_PASSWORD: db.password },
