@@ -4,8 +4,9 @@ import { encodeBase64Url } from './subprotocols.js';
  * Window accounting for flow control, the same in both directions: the client socket sends to
  * the bridge as the bridge sends to the client. Pure: it counts numbers and says what to send.
  *
- * The sender counts the binary bytes it sends and, every FLOW_MARK_BYTES and whenever its window
- * fills, sends a mark (a text message, subprotocols.ts) counting everything sent before it. The
+ * The sender counts the binary bytes it sends and, every quarter window (and before it rests or
+ * waits on more than its window), sends a mark (a text message, subprotocols.ts) counting
+ * everything sent before it. The
  * receiver echoes a mark once it has consumed every byte before it: handed it to the driver, or
  * written it to PostgreSQL. The sender keeps at most its window past the last echoed mark.
  *
@@ -30,8 +31,9 @@ export const WINDOW_TO_CLIENT_BYTES = 8 * 1024 * 1024;
 /** Marks at least this often, in window quarters, so an echo arrives long before the window closes. */
 const MARKS_PER_WINDOW = 4;
 /**
- * An honest sender has at most MARKS_PER_WINDOW marks in its window, plus one when it fills and
- * one on the edge: more outstanding marks are a sender growing the receiver's list on purpose.
+ * An honest sender has at most MARKS_PER_WINDOW marks in its window, plus one before it rests or
+ * waits and one on the edge: more outstanding marks are a sender growing the receiver's list on
+ * purpose.
  */
 export const MAX_OUTSTANDING_MARKS = MARKS_PER_WINDOW + 2;
 

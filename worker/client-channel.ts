@@ -26,8 +26,9 @@ export function takeBuffer(): Uint8Array {
   return spareBuffers.pop() ?? new Uint8Array(RELAY_BUFFER_BYTES);
 }
 
-function giveBack(buffer: Uint8Array): void {
-  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+/** Keeps `buffer` for the next takeBuffer(): one never sent, whole (not detached by a read). */
+export function giveBack(buffer: Uint8Array): void {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS && buffer.byteLength === RELAY_BUFFER_BYTES) spareBuffers.push(buffer);
 }
 
 /**
@@ -140,12 +141,12 @@ export class ClientChannel {
   }
 
   /**
-   * Before the relay waits. For the window, nothing: a mark is out whose echo reopens it
-   * (FlowSender.count). For the isolate's budget, the session must come down to its share: a
-   * mark covering everything sent, so that an echo can free all of it.
+   * Before the relay waits. For the window alone, nothing: a mark is out whose echo reopens it
+   * (FlowSender.count). Over the isolate's budget, the session must come down to its share: a
+   * mark covering everything sent, so that one echo can free all of it.
    */
-  markBeforeWaiting(): void {
-    if (this.toClient && this.toClient.room > 0) this.markAll();
+  markBeforeWaiting(overBudget: boolean): void {
+    if (this.toClient && (overBudget || this.toClient.room > 0)) this.markAll();
   }
 
   /** A mark covering everything sent, so that its echo can free all of it. */

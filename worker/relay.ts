@@ -1,4 +1,4 @@
-import { type ClientChannel, RELAY_BUFFER_BYTES, takeBuffer } from './client-channel.js';
+import { type ClientChannel, giveBack, RELAY_BUFFER_BYTES, takeBuffer } from './client-channel.js';
 
 /**
  * What a read offers while PostgreSQL's bytes trickle in, and what an idle session's pending read
@@ -20,6 +20,8 @@ export interface RelayHooks {
   /** Resolves when that may have changed: an echo came, the budget freed up, or the session closed. */
   roomChanged(): Promise<void>;
   isClosed(): boolean;
+  /** Whether the isolate is over its budget: a session waiting then must come down to its share. */
+  overBudget(): boolean;
   /**
    * Server bytes read, added to the message gathered for the client as it is to get them; true
    * when they end right after a message the client must get at once. The relay reuses the
@@ -34,12 +36,12 @@ export interface RelayHooks {
  * its own WebSocket message would cost a message per read, so chunks are gathered into one message
  * until a message the client must act on ends them (ReadyForQuery, an auth request, …),
  * RELAY_BUFFER_BYTES are gathered, or the reads run dry: an event-loop turn passes in which no
- * read completed. Every read lands in one of two buffers (a BYOB read, no allocation): the large
- * one while a result streams (the last read brought at least READ_BYTES and no message the
- * client must act on), else the small one. A large read that comes back full while nothing is
- * gathered is a message already and goes out as it is; any other read is copied once, into the
- * message, and while one is gathered a large read asks for no more than it lacks, so the next
- * message starts empty again. Reads never ask for more than the window has room for; while the
+ * read completed. Every read lands in one of two buffers (a BYOB read): the large one while a
+ * result streams (the last read brought at least READ_BYTES, or all it asked for, and no message
+ * the client must act on), else the small one. A large read that comes back full while nothing is
+ * gathered is a message already and goes out as it is (the next large read takes a spare buffer);
+ * any other read is copied once, into the message, and while one is gathered a large read asks
+ * for no more than it lacks, so the next message starts empty again. Reads never ask for more than the window has room for; while the
  * client has not proven it received what it was sent (a full window), the pump does not read:
  * TCP then pushes back on PostgreSQL. Resolves when PostgreSQL ends the stream; rejects when
  * reading fails.
@@ -57,7 +59,7 @@ export async function relayServerToClient(
     let room: number;
     while ((room = hooks.readable()) === 0) {
       channel.flush();
-      channel.markBeforeWaiting();
+      channel.markBeforeWaiting(hooks.overBudget());
       await hooks.roomChanged();
       if (hooks.isClosed()) return;
     }
@@ -65,6 +67,7 @@ export async function relayServerToClient(
     // Never more than the window has room for: what the bridge holds stays within it.
     const limit = streaming && !channel.isEmpty ? Math.min(room, channel.messageRoom) : room;
     const offered: Uint8Array = limit < buffer.length ? buffer.subarray(0, limit) : buffer;
+    const asked = offered.length;
     const read = postgres.readInto(offered);
     dry.reading();
     const result = await read;
@@ -78,7 +81,9 @@ export async function relayServerToClient(
     const returned = given ? null : new Uint8Array(result.value.buffer);
     if (streaming) large = returned;
     else small = returned!;
-    streaming = !urgent && result.value.length >= READ_BYTES;
+    // A read cut short by the window or the message's end brought all it asked for: not little.
+    streaming = !urgent && (result.value.length >= READ_BYTES || result.value.length === asked);
+    if (!streaming && large) giveBack(large);
     if (!streaming) large = null;
     if (hooks.isClosed()) break;
     if (urgent) channel.flushAtRest();

@@ -120,6 +120,7 @@ export class BridgeSession {
     readable: () => this.readableFromServer(),
     roomChanged: () => this.roomChanged(),
     isClosed: () => this.isClosed(),
+    overBudget: () => this.load.overBudget(this.config),
     take: (chunk, given) => this.takeServerBytes(chunk, given),
   };
   /**

@@ -36,21 +36,24 @@ describe('ClientChannel', () => {
     expect(channel.heldBytes).toBe(0);
   });
 
-  it('before the relay waits: no mark for a full window, whose mark is out; one covering all for the budget', () => {
+  it('before the relay waits: no mark for a full window, whose mark is out; one covering all over the budget', () => {
     const { ws, sent } = recorder();
     const channel = new ClientChannel(ws, true);
     const marks = () => sent.filter((m): m is string => typeof m === 'string');
     while (channel.room > 0) channel.add(new Uint8Array(RELAY_BUFFER_BYTES - 1000));
     channel.flush();
     const atFull = marks().length;
-    channel.markBeforeWaiting();
+    channel.markBeforeWaiting(false);
     expect(marks()).toHaveLength(atFull);
     // Its last quarter-window mark's echo reopens the window.
     expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true);
     expect(channel.room).toBeGreaterThan(0);
-    // Stopped by the isolate's budget with room in the window: a mark for everything sent.
-    channel.markBeforeWaiting();
-    expect(marks()).toHaveLength(atFull + 1);
+    // Full again, and the isolate over its budget: a mark for everything sent, so one echo frees all.
+    while (channel.room > 0) channel.add(new Uint8Array(RELAY_BUFFER_BYTES - 1000));
+    channel.flush();
+    const atFullAgain = marks().length;
+    channel.markBeforeWaiting(true);
+    expect(marks()).toHaveLength(atFullAgain + 1);
     expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true);
     expect(channel.heldBytes).toBe(0);
   });

@@ -82,6 +82,7 @@ function relayFrom<Server extends Parameters<typeof relayServerToClient>[0]>(ser
     readable: room,
     roomChanged: () => Promise.resolve(),
     isClosed: () => false,
+    overBudget: () => false,
     take: (chunk, given) => {
       const urgent = boundaries.scan(chunk);
       channel.add(chunk, given);
@@ -189,7 +190,7 @@ describe('relayServerToClient', () => {
     expect(Buffer.concat(sent).equals(Buffer.concat([result, more]))).toBe(true);
   });
 
-  it('waits while there is no room, flushing and marking what it sent, and reads on once there is', async () => {
+  it('waits while the isolate is over its budget, flushing and marking what it sent, and reads on after', async () => {
     const rows = dataRows(20, 1000);
     let room = 0;
     let wake: () => void = () => {};
@@ -206,6 +207,7 @@ describe('relayServerToClient', () => {
       readable: () => room,
       roomChanged: () => new Promise<void>((resolve) => (wake = resolve)),
       isClosed: () => false,
+      overBudget: () => room === 0,
       take: (chunk, given) => {
         channel.add(chunk, given);
         return false;
@@ -214,7 +216,7 @@ describe('relayServerToClient', () => {
     await turn();
     expect(server.offered).toEqual([]);
     expect(sent.map((m) => m.length)).toEqual([100]);
-    expect(texts).toHaveLength(1); // the mark covering it, whose echo would reopen the window
+    expect(texts).toHaveLength(1); // the mark covering it, whose echo frees all the session holds
     room = 64 * 1024;
     wake();
     await turn();
@@ -222,6 +224,50 @@ describe('relayServerToClient', () => {
     wake();
     await done;
     expect(Buffer.concat(sent).equals(Buffer.concat([new Uint8Array(100), rows]))).toBe(true);
+  });
+
+  it('stops at a full window with no mark of its own, and reads on when a quarter-window mark is echoed', async () => {
+    const window = 256 * 1024;
+    const rows = dataRows(1000, 1000);
+    const sent: Uint8Array[] = [];
+    const marks: string[] = [];
+    const ws = {
+      send: (data: Uint8Array | string) => (typeof data === 'string' ? marks.push(data.slice(1)) : sent.push(data)),
+      close() {},
+    };
+    const channel = new ClientChannel(ws as unknown as WebSocket, true, window);
+    let wake: () => void = () => {};
+    const server = streamingServer(rows);
+    const done = relayServerToClient(server, channel, {
+      readable: () => channel.room,
+      roomChanged: () => new Promise<void>((resolve) => (wake = resolve)),
+      isClosed: () => false,
+      overBudget: () => false,
+      take: (chunk, given) => {
+        channel.add(chunk, given);
+        return false;
+      },
+    });
+    await turn();
+    // A window's worth went out, each quarter followed by its mark, and nothing more.
+    expect(sent.reduce((n, m) => n + m.length, 0)).toBe(window);
+    expect(marks).toHaveLength(4);
+    // The client echoes the first quarter's mark: a quarter more goes out, marked in turn.
+    expect(channel.toClient!.echoed(marks[0]!)).toBe(true);
+    wake();
+    await turn();
+    expect(sent.reduce((n, m) => n + m.length, 0)).toBe(window + window / 4);
+    expect(marks).toHaveLength(5);
+    // Echoes as the client consumes: the rest of the result goes through.
+    while (sent.reduce((n, m) => n + m.length, 0) < rows.length) {
+      expect(channel.toClient!.echoed(marks.at(-1)!)).toBe(true);
+      wake();
+      await turn();
+    }
+    server.end();
+    wake();
+    await done;
+    expect(Buffer.concat(sent).equals(Buffer.from(rows))).toBe(true);
   });
 
   it('never offers a read more than the window has room for', async () => {
