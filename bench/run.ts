@@ -37,7 +37,11 @@ const over = (url: string, options: { flowControl?: boolean } = {}) =>
   });
 const clients = {
   direct: new pg.Client({ ...credentials, host: db.host, port: db.port, ssl: false }),
-  bridge: over(bridge.url, { flowControl: !process.env.BENCH_NO_FLOW_CONTROL }),
+  // BENCH_SELF_CHECK=1: the bridge's column is a second blind relay client, so the ratios printed
+  // show how far two identical paths land apart on this machine.
+  bridge: process.env.BENCH_SELF_CHECK
+    ? over(new URL('/blind', bridge.url).href, { flowControl: false })
+    : over(bridge.url, { flowControl: !process.env.BENCH_NO_FLOW_CONTROL }),
   relay: over(new URL('/blind', bridge.url).href, { flowControl: false }),
 } as const;
 type Name = keyof typeof clients;
