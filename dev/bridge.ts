@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -107,6 +107,9 @@ export class TidyMiniflare extends Miniflare {
     for (const name of TMPDIR_VARIABLES) process.env[name] = dir;
     try {
       super(options);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
     } finally {
       TMPDIR_VARIABLES.forEach((name, i) => {
         if (saved[i] === undefined) delete process.env[name];
@@ -142,7 +145,12 @@ export async function startBridge(
         stderr.on('data', (chunk: Buffer) => log(chunk.toString()));
       },
     });
-    return { mf, base: await mf.ready };
+    try {
+      return { mf, base: await mf.ready };
+    } catch (error) {
+      await mf.dispose().catch(() => {});
+      throw error;
+    }
   };
   const { mf, base } = options.hyperdrive ? await withQuietProxySockets(start, options.log) : await start();
   const started = workerdChildren().filter((pid) => !before.includes(pid));

@@ -466,6 +466,7 @@ export class BridgeSession {
       this.copyInSeen += 1;
       this.framer.copyInStarted();
     }
+    if (!this.boundaries.inCopyIn) this.framer.copyInEnded();
     while (this.readyForQuerySeen < this.boundaries.readyForQueryCount) {
       this.readyForQuerySeen += 1;
       this.onReadyForQuery(this.boundaries.transactionStatus);

@@ -14,7 +14,7 @@ import {
 } from '../support/logged-bridge.js';
 import { RawClient } from '../support/raw-client.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
-import { bind, concat, errorFields, execute, message, parse, startupMessage, sync } from '../support/wire.js';
+import { bind, concat, errorFields, execute, message, parse, query, startupMessage, sync } from '../support/wire.js';
 
 // Short limits, generous waits: what is asserted is what the client saw, why the bridge says the
 // session ended, and what PostgreSQL committed, never how fast.
@@ -123,6 +123,26 @@ describe('idle sessions', () => {
     expect(fatal.type).toBe('E');
     expect(errorFields(fatal.body)).toMatchObject({ S: 'FATAL', C: '57P05' });
     expect(await raw.closed()).toBe(1001);
+    await suite.log.session('IDLE_TIMEOUT', after);
+  });
+
+  it('counts Syncs again once PostgreSQL ends a COPY with an error, though the client sends no CopyDone', async () => {
+    const after = suite.log.sessionCount;
+    const raw = await RawClient.connect(suite.bridge.url, postgres());
+    raw.send(query(`COPY ${TABLE} FROM STDIN`));
+    await raw.until('G');
+    // A row with a column too many: PostgreSQL ends the COPY with an error, and the client sends
+    // neither CopyDone nor CopyFail after it (pg-copy-streams does not).
+    raw.send(message('d', new TextEncoder().encode('one\tcolumn too many\n')));
+    expect((await raw.until('Z')).map((m) => m.type)).toEqual(['E', 'Z']);
+    // Two statements pipelined, the second outlasting IDLE_TIMEOUT_MS: still owed its
+    // ReadyForQuery after the first one's, the session is not idle while it runs.
+    raw.send(concat(parse('SELECT 1'), bind(), execute(), sync()));
+    raw.send(concat(parse('SELECT pg_sleep(3)'), bind(), execute(), sync()));
+    expect((await raw.until('Z')).map((m) => m.type)).toEqual(['1', '2', 'D', 'C', 'Z']);
+    expect((await raw.until('Z', 8000)).map((m) => m.type)).toEqual(['1', '2', 'D', 'C', 'Z']);
+    const fatal = await raw.next(8000);
+    expect(errorFields(fatal.body)).toMatchObject({ S: 'FATAL', C: '57P05' });
     await suite.log.session('IDLE_TIMEOUT', after);
   });
 

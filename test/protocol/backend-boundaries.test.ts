@@ -65,6 +65,21 @@ describe('what the session reads off the server stream', () => {
     }
   });
 
+  it('knows whether the server is in COPY FROM STDIN: from CopyInResponse to CommandComplete or ErrorResponse', () => {
+    const copyIn = message('G', new Bytes().byte(0).int16(1).int16(0).build());
+    const error = message('E', new Bytes().byte(0x53).cstring('ERROR').byte(0).build());
+    const boundaries = new BackendBoundaries();
+    boundaries.scan(copyIn);
+    expect(boundaries.inCopyIn).toBe(true);
+    boundaries.scan(commandComplete);
+    expect(boundaries.inCopyIn).toBe(false);
+    boundaries.scan(concat(copyIn, error));
+    expect(boundaries.inCopyIn).toBe(false);
+    boundaries.scan(concat(readyForQuery, copyIn));
+    expect(boundaries.inCopyIn).toBe(true);
+    expect(boundaries.copyInResponseCount).toBe(3);
+  });
+
   it('has seen neither before they arrive', () => {
     const boundaries = new BackendBoundaries();
     boundaries.scan(concat(dataRow, commandComplete));

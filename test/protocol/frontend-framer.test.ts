@@ -88,6 +88,26 @@ describe('FrontendFramer: a valid session', () => {
     expect(framer.syncPoints).toBe(2);
   });
 
+  it('counts Syncs again once the server ended the COPY, whatever copy messages are still on their way', () => {
+    // A COPY into a view fails right after CopyInResponse: the Sync after Execute earns a ReadyForQuery.
+    const failed = new FrontendFramer(LIMITS);
+    failed.push(STARTUP);
+    failed.push(concat(parse('COPY v FROM STDIN'), bind(), execute(), sync()));
+    failed.copyInStarted();
+    failed.copyInEnded(); // its ErrorResponse
+    failed.push(concat(copyData('a'), message('c'), sync()));
+    expect(failed.syncPoints).toBe(2);
+    // A row refused mid-COPY, and no CopyDone after it: later Syncs count.
+    const refused = new FrontendFramer(LIMITS);
+    refused.push(STARTUP);
+    refused.push(query('COPY t FROM STDIN'));
+    refused.copyInStarted();
+    refused.push(copyData('bad row'));
+    refused.copyInEnded();
+    refused.push(concat(parse('SELECT 1'), bind(), execute(), sync(), sync()));
+    expect(refused.syncPoints).toBe(3);
+  });
+
   it('counts Syncs as usual around copy messages without a CopyInResponse, or a COPY started by a simple Query', () => {
     const stray = new FrontendFramer(LIMITS);
     stray.push(STARTUP);

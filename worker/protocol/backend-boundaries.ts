@@ -45,6 +45,7 @@ export class BackendBoundaries {
   private bodyFill = 0;
   private readyCount = 0;
   private copyInResponses = 0;
+  private copyingIn = false;
   private lastStatus = -1;
   private keyData: Uint8Array | null = null;
 
@@ -76,7 +77,12 @@ export class BackendBoundaries {
 
   private startMessage(type: number, length: number): void {
     this.lastType = type;
-    if (type === BackendType.CopyInResponse) this.copyInResponses += 1;
+    if (type === BackendType.CopyInResponse) {
+      this.copyInResponses += 1;
+      this.copyingIn = true;
+    } else if (type === BackendType.CommandComplete || type === BackendType.ErrorResponse) {
+      this.copyingIn = false;
+    }
     // A length below 4 cannot come from PostgreSQL; count it as an empty body to stay in step.
     this.remaining = Math.max(length, MIN_FRAME_LENGTH) - MIN_FRAME_LENGTH;
     if (KEEP_BODY_OF[type] === 1 && this.remaining <= MAX_KEPT_BODY) {
@@ -107,6 +113,11 @@ export class BackendBoundaries {
   /** CopyInResponse messages seen so far: the server is reading COPY FROM STDIN data. */
   get copyInResponseCount(): number {
     return this.copyInResponses;
+  }
+
+  /** Whether the last CopyInResponse seen has not yet been ended by a CommandComplete or an ErrorResponse. */
+  get inCopyIn(): boolean {
+    return this.copyingIn;
   }
 
   /** The transaction status of the last ReadyForQuery (I, T or E), or -1 before any. */

@@ -60,6 +60,7 @@ export const enum FrontendType {
 /** Backend message types the bridge looks at. */
 export const enum BackendType {
   Authentication = 0x52, // R
+  CommandComplete = 0x43, // C
   CopyInResponse = 0x47, // G
   CopyBothResponse = 0x57, // W
   ErrorResponse = 0x45, // E

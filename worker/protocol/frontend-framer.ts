@@ -93,6 +93,17 @@ export class FrontendFramer {
     this.copyInAnnounced = true;
   }
 
+  /**
+   * The server ended the COPY (CommandComplete, or an ErrorResponse: a COPY into a view fails
+   * right after CopyInResponse, before reading anything): Syncs count again, and copy messages
+   * still on their way take nothing back. A client need not send CopyDone or CopyFail after the
+   * server's error (pg-copy-streams does not).
+   */
+  copyInEnded(): void {
+    this.copyInAnnounced = false;
+    this.copyingIn = false;
+  }
+
   /** True when every byte accepted so far belongs to a whole message: a message may be added here. */
   get atBoundary(): boolean {
     return this.remaining === 0 && this.headerFill === 0 && this.packet === null;
