@@ -6,9 +6,9 @@ import { encodeBase64Url } from './subprotocols.js';
  *
  * The sender counts the binary bytes it sends and, every quarter window (and before it rests or
  * waits on more than its window), sends a mark (a text message, subprotocols.ts) counting
- * everything sent before it. The
- * receiver echoes a mark once it has consumed every byte before it: handed it to the driver, or
- * written it to PostgreSQL. The sender keeps at most its window past the last echoed mark.
+ * everything sent before it. The receiver echoes a mark once it has consumed every byte before
+ * it: handed it to the driver, or written it to PostgreSQL. The sender keeps at most its window
+ * past the last echoed mark.
  *
  * A mark travels behind the bytes it counts, and the bridge's mark ids are random, so an echo
  * proves that the bytes before the mark left the sender: a client can lie about having consumed

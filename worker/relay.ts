@@ -41,10 +41,10 @@ export interface RelayHooks {
  * the client must act on), else the small one. A large read that comes back full while nothing is
  * gathered is a message already and goes out as it is (the next large read takes a spare buffer);
  * any other read is copied once, into the message, and while one is gathered a large read asks
- * for no more than it lacks, so the next message starts empty again. Reads never ask for more than the window has room for; while the
- * client has not proven it received what it was sent (a full window), the pump does not read:
- * TCP then pushes back on PostgreSQL. Resolves when PostgreSQL ends the stream; rejects when
- * reading fails.
+ * for no more than it lacks, so the next message starts empty again. Reads never ask for more than
+ * the window has room for; while the client has not proven it received what it was sent (a full
+ * window), the pump does not read: TCP then pushes back on PostgreSQL. Resolves when PostgreSQL
+ * ends the stream; rejects when reading fails.
  */
 export async function relayServerToClient(
   postgres: { readInto(view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>> },

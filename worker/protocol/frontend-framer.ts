@@ -87,7 +87,7 @@ export class FrontendFramer {
    * messages as COPY data and ignores Syncs among them (CopyGetData, copyfromparse.c), those the
    * client sent since the request that started the COPY included (libpq sends one right after
    * Execute). They earn no ReadyForQuery and stop counting once the client's copy data shows the
-   * COPY under way. A client sending copy messages outside one only shortens its own idle limits.
+   * COPY under way; copy messages sent outside a COPY take nothing back.
    */
   copyInStarted(): void {
     this.copyInAnnounced = true;
