@@ -15,6 +15,8 @@ import { startPostgres } from '../dev/postgres.js';
 const SELECT1_QUERIES = Number(process.env.BENCH_QUERIES ?? 5000);
 const BULK_MB = Number(process.env.BENCH_BULK_MB ?? 20);
 const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 41);
+/** Rounds in a row resampled together for the interval (see interval()). */
+const BLOCK_ROUNDS = 5;
 
 const db = await startPostgres();
 const bridge = await startBridge({
@@ -168,12 +170,20 @@ function pairedRatio(a: number[], b: number[]): number {
  * Where the paired ratio's median would fall in 95% of repeated benchmarks, estimated by resampling
  * the rounds (a percentile bootstrap): on two shared cores, runs of one path alone spread by tens of
  * percent, so the interval says how far apart the paths must be for the ratio to mean anything.
+ * Rounds are resampled in blocks of BLOCK_ROUNDS in a row, not one by one: a slow stretch of the
+ * machine spans several rounds, and resampling them as if independent made the interval too narrow.
  */
 function interval(a: number[], b: number[], resamples = 2000): [number, number] {
   const ratios = a.map((value, round) => value / b[round]!);
+  const block = Math.min(BLOCK_ROUNDS, ratios.length);
   const medianOfResamples: number[] = [];
   for (let i = 0; i < resamples; i++) {
-    medianOfResamples.push(median(ratios.map(() => ratios[Math.floor(Math.random() * ratios.length)]!)));
+    const resample: number[] = [];
+    while (resample.length < ratios.length) {
+      const start = Math.floor(Math.random() * (ratios.length - block + 1));
+      resample.push(...ratios.slice(start, start + block));
+    }
+    medianOfResamples.push(median(resample.slice(0, ratios.length)));
   }
   return [percentile(medianOfResamples, 0.025), percentile(medianOfResamples, 0.975)];
 }
