@@ -161,9 +161,14 @@ function streamRows(client: pg.Client, sql: string): Promise<number> {
   });
 }
 
+/** `a[round] / b[round]` for every round. */
+function roundRatios(a: number[], b: number[]): number[] {
+  return a.map((value, round) => value / b[round]!);
+}
+
 /** The median over rounds of `a[round] / b[round]`. */
 function pairedRatio(a: number[], b: number[]): number {
-  return median(a.map((value, round) => value / b[round]!));
+  return median(roundRatios(a, b));
 }
 
 /**
@@ -174,7 +179,7 @@ function pairedRatio(a: number[], b: number[]): number {
  * machine spans several rounds, and resampling them as if independent made the interval too narrow.
  */
 function interval(a: number[], b: number[], resamples = 2000): [number, number] {
-  const ratios = a.map((value, round) => value / b[round]!);
+  const ratios = roundRatios(a, b);
   const block = Math.min(BLOCK_ROUNDS, ratios.length);
   const medianOfResamples: number[] = [];
   for (let i = 0; i < resamples; i++) {

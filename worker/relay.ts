@@ -73,7 +73,8 @@ export async function relayServerToClient(
     const result = await read;
     dry.read();
     if (result.done || hooks.isClosed()) break;
-    const given = streaming && result.value.length === STREAMING_READ_BYTES && channel.isEmpty;
+    // Full only if offered whole, which it is only while nothing is gathered.
+    const given = streaming && result.value.length === STREAMING_READ_BYTES;
     const urgent = hooks.take(result.value, given);
     // The stream hands the buffer back in the result: the next read into it reuses it, unless it
     // went out as a message. After a ReadyForQuery, or a read that brought little, the session is
@@ -83,8 +84,10 @@ export async function relayServerToClient(
     else small = returned!;
     // A read cut short by the window or the message's end brought all it asked for: not little.
     streaming = !urgent && (result.value.length >= READ_BYTES || result.value.length === asked);
-    if (!streaming && large) giveBack(large);
-    if (!streaming) large = null;
+    if (!streaming && large) {
+      giveBack(large);
+      large = null;
+    }
     if (hooks.isClosed()) break;
     if (urgent) channel.flushAtRest();
   }

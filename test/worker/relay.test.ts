@@ -92,6 +92,36 @@ function relayFrom<Server extends Parameters<typeof relayServerToClient>[0]>(ser
   return { sent, server, done };
 }
 
+/**
+ * The relay with flow control toward the client, its room and budget as the test says; records
+ * binary messages and the ids of marks, and lets the test wake the relay as an echo would.
+ */
+function relayWithFlowControl(
+  server: Parameters<typeof relayServerToClient>[0],
+  options: { window?: number; readable: (channel: ClientChannel) => number; overBudget: () => boolean },
+) {
+  const sent: Uint8Array[] = [];
+  const marks: string[] = [];
+  const ws = {
+    send: (data: Uint8Array | string) => (typeof data === 'string' ? marks.push(data.slice(1)) : sent.push(data)),
+    close() {},
+  };
+  const channel = new ClientChannel(ws as unknown as WebSocket, true, options.window);
+  let wakeRelay: () => void = () => {};
+  const start = () =>
+    relayServerToClient(server, channel, {
+      readable: () => options.readable(channel),
+      roomChanged: () => new Promise<void>((resolve) => (wakeRelay = resolve)),
+      isClosed: () => false,
+      overBudget: options.overBudget,
+      take: (chunk, given) => {
+        channel.add(chunk, given);
+        return false;
+      },
+    });
+  return { sent, marks, channel, start, wake: () => wakeRelay() };
+}
+
 const turn = () => new Promise((resolve) => setTimeout(resolve, 5));
 const dataRows = (count: number, size: number) =>
   concat(...Array.from({ length: count }, (_, i) => message('D', new Uint8Array(size - 5).fill(i % 251))));
@@ -193,30 +223,17 @@ describe('relayServerToClient', () => {
   it('waits while the isolate is over its budget, flushing and marking what it sent, and reads on after', async () => {
     const rows = dataRows(20, 1000);
     let room = 0;
-    let wake: () => void = () => {};
-    const sent: Uint8Array[] = [];
-    const texts: string[] = [];
-    const ws = {
-      send: (data: Uint8Array | string) => (typeof data === 'string' ? texts.push(data) : sent.push(data)),
-      close() {},
-    };
-    const channel = new ClientChannel(ws as unknown as WebSocket, true);
     const server = streamingServer(rows);
-    channel.add(new Uint8Array(100)); // gathered before the window closed
-    const done = relayServerToClient(server, channel, {
+    const { sent, marks, channel, start, wake } = relayWithFlowControl(server, {
       readable: () => room,
-      roomChanged: () => new Promise<void>((resolve) => (wake = resolve)),
-      isClosed: () => false,
       overBudget: () => room === 0,
-      take: (chunk, given) => {
-        channel.add(chunk, given);
-        return false;
-      },
     });
+    channel.add(new Uint8Array(100)); // gathered before the window closed
+    const done = start();
     await turn();
     expect(server.offered).toEqual([]);
     expect(sent.map((m) => m.length)).toEqual([100]);
-    expect(texts).toHaveLength(1); // the mark covering it, whose echo frees all the session holds
+    expect(marks).toHaveLength(1); // the mark covering it, whose echo frees all the session holds
     room = 64 * 1024;
     wake();
     await turn();
@@ -229,25 +246,13 @@ describe('relayServerToClient', () => {
   it('stops at a full window with no mark of its own, and reads on when a quarter-window mark is echoed', async () => {
     const window = 256 * 1024;
     const rows = dataRows(1000, 1000);
-    const sent: Uint8Array[] = [];
-    const marks: string[] = [];
-    const ws = {
-      send: (data: Uint8Array | string) => (typeof data === 'string' ? marks.push(data.slice(1)) : sent.push(data)),
-      close() {},
-    };
-    const channel = new ClientChannel(ws as unknown as WebSocket, true, window);
-    let wake: () => void = () => {};
     const server = streamingServer(rows);
-    const done = relayServerToClient(server, channel, {
-      readable: () => channel.room,
-      roomChanged: () => new Promise<void>((resolve) => (wake = resolve)),
-      isClosed: () => false,
+    const { sent, marks, channel, start, wake } = relayWithFlowControl(server, {
+      window,
+      readable: (channel) => channel.room,
       overBudget: () => false,
-      take: (chunk, given) => {
-        channel.add(chunk, given);
-        return false;
-      },
     });
+    const done = start();
     await turn();
     // A window's worth went out, each quarter followed by its mark, and nothing more.
     expect(sent.reduce((n, m) => n + m.length, 0)).toBe(window);
