@@ -553,8 +553,13 @@ export class BridgeSession {
   /** PostgreSQL closed its side: pass on its last word, or say the connection was lost. */
   private onServerEnd(): void {
     if (this.phase.name === 'closed') return;
-    const endedWithError = this.boundaries.atBoundary && this.boundaries.lastMessageType === BackendType.ErrorResponse;
-    if (endedWithError || this.framer.sawTerminate) {
+    // After the client's Terminate, PostgreSQL closing is its answer: the client ended the
+    // session, whether its WebSocket close or PostgreSQL's arrives here first.
+    if (this.framer.sawTerminate) {
+      this.onClientGone();
+      return;
+    }
+    if (this.boundaries.atBoundary && this.boundaries.lastMessageType === BackendType.ErrorResponse) {
       this.close(CloseCode.Normal, 'server closed the connection');
       return;
     }
