@@ -12,11 +12,9 @@ import { Socket } from '../client/index.js';
 import { bundleWorker, startBridge } from '../dev/bridge.js';
 import { startPostgres } from '../dev/postgres.js';
 
-const SELECT1_QUERIES = Number(process.env.BENCH_QUERIES ?? 5000);
+const SELECT1_QUERIES = Number(process.env.BENCH_QUERIES ?? 6000);
 const BULK_MB = Number(process.env.BENCH_BULK_MB ?? 20);
-const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 41);
-/** Rounds in a row resampled together for the interval (see interval()). */
-const BLOCK_ROUNDS = 5;
+const BULK_ROUNDS = Number(process.env.BENCH_BULK_ROUNDS ?? 42);
 
 const db = await startPostgres();
 const bridge = await startBridge({
@@ -48,6 +46,15 @@ const clients = {
 } as const;
 type Name = keyof typeof clients;
 const names = Object.keys(clients) as Name[];
+/**
+ * Every order of the paths in turn, one per round: each path then runs after each other one as
+ * often, so whatever a run leaves behind for the next (the client's garbage, the server's caches)
+ * falls on every path alike. (Rotating one order is not enough: the path after `direct` was always
+ * `bridge`.)
+ */
+const orders = permutations(names);
+/** Rounds in a row resampled together for the interval (see interval()): each order once. */
+const BLOCK_ROUNDS = orders.length;
 const each = <T>(make: () => T) => Object.fromEntries(names.map((name) => [name, make()])) as Record<Name, T>;
 
 try {
@@ -56,9 +63,9 @@ try {
   // Interleaved rounds, so drift in machine load hits every path alike.
   const latencies = each(() => [] as number[]);
   for (const name of names) for (let i = 0; i < 300; i++) await clients[name].query('SELECT 1');
-  const rounds = 10;
+  const rounds = 2 * orders.length;
   for (let round = 0; round < rounds; round++) {
-    for (const name of names) {
+    for (const name of orders[round % orders.length]!) {
       for (let i = 0; i < SELECT1_QUERIES / rounds; i++) {
         const start = process.hrtime.bigint();
         await clients[name].query('SELECT 1');
@@ -69,7 +76,7 @@ try {
 
   /**
    * Each path streams BULK_MB of rows of `rowBytes`, BULK_ROUNDS times, taking turns within each
-   * round in an order that rotates from round to round. Rows are read as pg streams them (a 'row'
+   * round in the round's order (`orders`). Rows are read as pg streams them (a 'row'
    * listener) and not kept: kept, each result is tens of MB of strings for the client's garbage
    * collector, whose pauses move a run by more than the paths differ. Pairing runs by round keeps
    * drift in the machine's load out of the ratios.
@@ -80,8 +87,7 @@ try {
     const throughput = each(() => [] as number[]);
     for (const name of names) await streamRows(clients[name], sql); // warm-up, not counted
     for (let round = 0; round < BULK_ROUNDS; round++) {
-      for (let turn = 0; turn < names.length; turn++) {
-        const name = names[(round + turn) % names.length]!;
+      for (const name of orders[round % orders.length]!) {
         const start = performance.now();
         const received = await streamRows(clients[name], sql);
         const seconds = (performance.now() - start) / 1000;
@@ -132,6 +138,13 @@ try {
   await Promise.allSettled(names.map((name) => clients[name].end()));
   await bridge.stop();
   await db.stop();
+}
+
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
+  );
 }
 
 function medians<K extends string>(samples: Record<K, number[]>): Record<K, number> {

@@ -22,10 +22,11 @@ export const WINDOW_TO_SERVER_BYTES = 256 * 1024;
 /**
  * Bytes the bridge may send past the client's last echo: result bytes the Worker may hold. It must
  * cover what is in flight while an echo comes back: bytes workerd has queued and not yet written
- * (on a busy local workerd, echoes came back 5 to 18 ms after their marks), the network, and the
- * client's backlog. At 1 MiB the bridge paused for echoes (0.64–0.81× a blind relay on 1 KB rows),
- * at 8 MiB it keeps pace. The isolate's budget, not this, bounds what all sessions hold together;
- * the client does not enforce it, so a bridge may change it alone.
+ * (a mark's echo waits for all of them), the network, and the client's backlog. At 1 MiB the bridge
+ * paused for echoes (0.64–0.81× a blind relay on 1 KB rows); at 8 MiB it keeps pace there, and on
+ * 100 KB rows, where PostgreSQL outruns a local client, runs a few percent behind a relay that holds
+ * all it has not sent (README, Benchmark). The isolate's budget, not this, bounds what all sessions
+ * hold together; the client does not enforce it, so a bridge may change it alone.
  */
 export const WINDOW_TO_CLIENT_BYTES = 8 * 1024 * 1024;
 /** Marks at least this often, in window quarters, so an echo arrives long before the window closes. */

@@ -117,12 +117,19 @@ export class TidyMiniflare extends Miniflare {
       });
     }
     this.ownTmpDir = dir;
+    process.once('exit', this.removeOnExit);
   }
+
+  /** A process that exits without dispose(): Miniflare's own exit hook empties the directory, this removes it. */
+  private readonly removeOnExit = () => {
+    if (this.ownTmpDir) rmSync(this.ownTmpDir, { recursive: true, force: true });
+  };
 
   override async dispose(): Promise<void> {
     try {
       await super.dispose();
     } finally {
+      process.off('exit', this.removeOnExit);
       if (this.ownTmpDir) await rm(this.ownTmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   }
