@@ -117,22 +117,36 @@ export class TidyMiniflare extends Miniflare {
       });
     }
     this.ownTmpDir = dir;
-    process.once('exit', this.removeOnExit);
+    removeAtExit(dir);
   }
-
-  /** A process that exits without dispose(): Miniflare's own exit hook empties the directory, this removes it. */
-  private readonly removeOnExit = () => {
-    if (this.ownTmpDir) rmSync(this.ownTmpDir, { recursive: true, force: true });
-  };
 
   override async dispose(): Promise<void> {
     try {
       await super.dispose();
     } finally {
-      process.off('exit', this.removeOnExit);
-      if (this.ownTmpDir) await rm(this.ownTmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      if (this.ownTmpDir) {
+        await rm(this.ownTmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+        leftAtExit.delete(this.ownTmpDir);
+      }
     }
   }
+}
+
+/**
+ * Directories of TidyMiniflares not disposed yet, removed if the process exits first (Miniflare's
+ * own exit hook empties them): one listener for all, however many instances a process runs.
+ */
+const leftAtExit = new Set<string>();
+let exitListenerAdded = false;
+
+function removeAtExit(dir: string): void {
+  if (!exitListenerAdded) process.once('exit', removeLeftDirectories);
+  exitListenerAdded = true;
+  leftAtExit.add(dir);
+}
+
+function removeLeftDirectories(): void {
+  for (const dir of leftAtExit) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The Worker running in workerd through Miniflare, listening on 127.0.0.1. */
