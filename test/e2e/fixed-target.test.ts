@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bridgeClient, postgres, tlsBridgeForSuite } from '../support/clients.js';
+import { bridgeClient, postgres, rawSession, tlsBridgeForSuite } from '../support/clients.js';
+import { errorFields, readMessages, startupMessage } from '../support/wire.js';
 
 // With one fixed server (PG_HOST), the driver's host and port travel to the bridge: a driver
 // pointed at another server is refused before any TCP, not quietly given the fixed one.
@@ -24,5 +25,16 @@ describe("the driver's host and port, with one fixed server", () => {
       const client = bridgeClient(suite.bridge.url, config);
       await expect(client.connect()).rejects.toMatchObject({ code: '28000', severity: 'FATAL' });
     }
+  });
+
+  it('refuses a host with NULs in it with the same one ErrorResponse: its text cannot forge fields', async () => {
+    const url = new URL(suite.bridge.url);
+    url.search = new URLSearchParams({ host: 'a\0C08P01\0SWARNING', port: '5432' }).toString();
+    const session = await rawSession(url.href, [startupMessage({ user: 'postgres' })]);
+    const messages = readMessages(session.received);
+    expect(messages.map((m) => m.type)).toEqual(['E']);
+    const fields = errorFields(messages[0]!.body);
+    expect(Object.keys(fields).sort()).toEqual(['C', 'M', 'S', 'V']);
+    expect(fields).toMatchObject({ S: 'FATAL', C: '28000', M: expect.stringContaining('a\uFFFDC08P01\uFFFDSWARNING') });
   });
 });

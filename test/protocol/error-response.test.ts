@@ -23,6 +23,19 @@ describe('encodeFatalError', () => {
     const fields = errorFields(readMessages(bytes)[0]!.body);
     expect(fields).toMatchObject({ C: '08001', M: 'TLS refusé ✗', D: 'détail' });
   });
+
+  it("never lets a NUL in the text end a field early: the fields stay the bridge's own", () => {
+    const bytes = encodeFatalError(
+      new BridgeError('TARGET_NOT_ALLOWED', 'server "a\0C08P01\0Sfake" is not allowed', 'd\0Mforged'),
+    );
+    expect(errorFields(readMessages(bytes)[0]!.body)).toEqual({
+      S: 'FATAL',
+      V: 'FATAL',
+      C: '28000',
+      M: 'server "a\uFFFDC08P01\uFFFDSfake" is not allowed',
+      D: 'd\uFFFDMforged',
+    });
+  });
 });
 
 describe('BridgeError', () => {
