@@ -295,6 +295,8 @@ export function loadConfig(env: Env): BridgeConfig {
     };
   }
 
+  // Blank is no claim, for the check below as for the policy: else every token gets the first role.
+  const roleClaim = env.JWT_ROLE_CLAIM?.trim() || null;
   const fixedTarget = targets === null ? { host: canonicalHost(host) ?? host.toLowerCase(), port } : null;
   const credentials =
     hyperdrive !== null && fixedTarget !== null
@@ -303,7 +305,7 @@ export function loadConfig(env: Env): BridgeConfig {
   if (credentials !== null) {
     const source = hyperdrive ? 'HYPERDRIVE' : 'PG_CREDENTIALS';
     if (jwt === null) problems.push(`${source} needs token checks (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)`);
-    if (credentials.size > 1 && !env.JWT_ROLE_CLAIM) {
+    if (credentials.size > 1 && roleClaim === null) {
       problems.push('JWT_ROLE_CLAIM is required when PG_CREDENTIALS holds more than one role');
     }
   }
@@ -352,7 +354,7 @@ export function loadConfig(env: Env): BridgeConfig {
     jwt,
     credentials,
     scramIterations: { minIterations, maxIterations },
-    roleClaim: env.JWT_ROLE_CLAIM?.trim() || null,
+    roleClaim,
   };
   parsed.set(env, config);
   return config;

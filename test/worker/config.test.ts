@@ -136,6 +136,8 @@ describe('loadConfig', () => {
     for (const bad of [
       { PG_HOST: 'h', PG_CREDENTIALS: '{"app":"pw"}' },
       { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '{"app":"pw","ops":"pw2"}' },
+      // Blank is no claim: every token would get the first role.
+      { PG_HOST: 'h', ...jwt, JWT_ROLE_CLAIM: ' ', PG_CREDENTIALS: '{"app":"pw","ops":"pw2"}' },
       { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '["app"]' },
       { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: '{"app":""}' },
       { PG_HOST: 'h', ...jwt, PG_CREDENTIALS: 'not json' },
