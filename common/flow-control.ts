@@ -126,6 +126,14 @@ export class FlowReceiver {
     return this.unacknowledged <= this.window;
   }
 
+  /**
+   * Bytes received since the newest mark (outstanding or echoed): what a mark arriving now covers.
+   * An honest sender marks only after sending, so never a mark that covers nothing.
+   */
+  get unmarked(): number {
+    return this.received - (this.marks.at(-1)?.at ?? this.echoedAt);
+  }
+
   /** A mark arrived. False when the sender has more outstanding than an honest one can have. */
   mark(id: string): boolean {
     if (this.marks.length >= MAX_OUTSTANDING_MARKS) return false;

@@ -218,6 +218,12 @@ export class BridgeSession {
       case 'keepalive':
         return; // the WebSocket is in use; the session is not necessarily
       case 'mark':
+        // Each mark costs an echo, sent whether or not the client reads: marks that cover no
+        // bytes would have the bridge queue an echo for every few bytes a client sends.
+        if (fromClient.unmarked === 0) {
+          this.refuse(new BridgeError('EMPTY_MARK', 'the client sent a flow-control mark that covers no bytes'));
+          return;
+        }
         if (!fromClient.mark(message.id)) {
           this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent more flow-control marks than allowed'));
           return;

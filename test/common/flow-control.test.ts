@@ -107,6 +107,24 @@ describe('FlowReceiver', () => {
     expect(honest.receive(1)).toBe(false);
   });
 
+  it('says how many bytes a mark arriving now would cover: none before any, none right after one', () => {
+    const receiver = new FlowReceiver(WINDOW);
+    expect(receiver.unmarked).toBe(0);
+    receiver.receive(300);
+    expect(receiver.unmarked).toBe(300);
+    receiver.mark('a');
+    expect(receiver.unmarked).toBe(0);
+    receiver.receive(20);
+    expect(receiver.unmarked).toBe(20);
+    receiver.mark('b');
+    receiver.consume(320);
+    expect(receiver.takeEcho()).toBe('b');
+    // Echoed, the newest mark still counts: the next one must cover bytes after it.
+    expect(receiver.unmarked).toBe(0);
+    receiver.receive(1);
+    expect(receiver.unmarked).toBe(1);
+  });
+
   it('refuses more outstanding marks than an honest sender can have', () => {
     const receiver = new FlowReceiver(WINDOW);
     for (let i = 0; i < MAX_OUTSTANDING_MARKS; i++) expect(receiver.mark(String(i))).toBe(true);

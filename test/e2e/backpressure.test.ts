@@ -148,6 +148,22 @@ describe('flow-control messages', () => {
     expect(session.closeReason).toBe('INVALID_ACK');
   });
 
+  it.each([
+    ['before any byte', [] as Array<Uint8Array | string>],
+    ['right after another mark, with no byte between', [startupMessage({ user: 'postgres' }), 'm0']],
+  ])('refuses a mark that covers no bytes, %s, with 08P01: each mark costs the bridge an echo', async (_, before) => {
+    const session = await rawSession(bridge.url, [...before, 'm1', 'm2']);
+    const messages = readMessages(session.received);
+    expect(messages.map((m) => m.type)).toEqual(['E']);
+    expect(errorFields(messages[0]!.body)).toMatchObject({
+      C: '08P01',
+      M: 'the client sent a flow-control mark that covers no bytes',
+    });
+    expect(session.closeReason).toBe('EMPTY_MARK');
+    // The one mark that covered bytes (the StartupMessage, consumed at once) was echoed; no other.
+    expect(session.texts.filter((text) => text.startsWith('a'))).toEqual(before.length > 0 ? ['a0'] : []);
+  });
+
   it('refuses a client that keeps more marks outstanding than an honest one can, with 08P01', async () => {
     // Toward a server that never answers the SSLRequest, the session stays connecting: nothing the
     // client sends is consumed, so no mark is echoed.
