@@ -106,14 +106,28 @@ export class FlowSender {
   }
 }
 
+/**
+ * The bridge echoes a client's marks only as they free at least this much of the client's window
+ * (an honest client marks this far apart): each echo is a message the bridge sends whether or not
+ * the client reads, so a client marking every few bytes must not get one for each.
+ */
+export const MIN_ECHO_TO_CLIENT_BYTES = WINDOW_TO_SERVER_BYTES / MARKS_PER_WINDOW;
+
 /** The receiving side of one direction. */
 export class FlowReceiver {
   private received = 0;
   private consumed = 0;
   private echoedAt = 0;
+  private lastMarkAt = 0;
+  /** The newest mark whose bytes are all consumed, not echoed yet (it frees too little). */
+  private consumedMark: Mark | null = null;
   private readonly marks: Mark[] = [];
 
-  constructor(readonly window: number) {}
+  /** `minEcho`: echo only marks that free at least this many bytes (MIN_ECHO_TO_CLIENT_BYTES). */
+  constructor(
+    readonly window: number,
+    private readonly minEcho = 0,
+  ) {}
 
   /** Bytes received and not yet covered by a mark this side echoed. */
   get unacknowledged(): number {
@@ -131,13 +145,14 @@ export class FlowReceiver {
    * An honest sender marks only after sending, so never a mark that covers nothing.
    */
   get unmarked(): number {
-    return this.received - (this.marks.at(-1)?.at ?? this.echoedAt);
+    return this.received - this.lastMarkAt;
   }
 
   /** A mark arrived. False when the sender has more outstanding than an honest one can have. */
   mark(id: string): boolean {
     if (this.marks.length >= MAX_OUTSTANDING_MARKS) return false;
     this.marks.push({ id, at: this.received });
+    this.lastMarkAt = this.received;
     return true;
   }
 
@@ -149,6 +164,7 @@ export class FlowReceiver {
   markLatest(id: string): void {
     if (this.marks.length >= MAX_OUTSTANDING_MARKS) this.marks.pop();
     this.marks.push({ id, at: this.received });
+    this.lastMarkAt = this.received;
   }
 
   /** `bytes` more were consumed (negative to take back bytes counted early). */
@@ -156,11 +172,16 @@ export class FlowReceiver {
     this.consumed += bytes;
   }
 
-  /** The id of the last mark whose bytes are all consumed, to echo now; null when there is none new. */
+  /**
+   * The id of the last mark whose bytes are all consumed, to echo now; null when there is none
+   * new, or when it would free less than `minEcho` (it stays the one to echo, until a later one
+   * takes its place). Consumed marks no longer count as outstanding either way.
+   */
   takeEcho(): string | null {
-    let echo: Mark | undefined;
-    while (this.marks.length > 0 && this.marks[0]!.at <= this.consumed) echo = this.marks.shift();
-    if (!echo) return null;
+    while (this.marks.length > 0 && this.marks[0]!.at <= this.consumed) this.consumedMark = this.marks.shift()!;
+    const echo = this.consumedMark;
+    if (echo === null || echo.at - this.echoedAt < this.minEcho) return null;
+    this.consumedMark = null;
     this.echoedAt = echo.at;
     return echo.id;
   }

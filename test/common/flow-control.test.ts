@@ -125,6 +125,22 @@ describe('FlowReceiver', () => {
     expect(receiver.unmarked).toBe(1);
   });
 
+  it('with a least echo, echoes a consumed mark only once it frees that much, and counts consumed marks as done', () => {
+    const receiver = new FlowReceiver(WINDOW, 100);
+    const echoes: Array<string | null> = [];
+    // More marks than the cap, ten bytes apart, each consumed at once: none stays outstanding.
+    for (let i = 0; i < 4 * MAX_OUTSTANDING_MARKS; i++) {
+      receiver.receive(10);
+      expect(receiver.mark(`m${i}`)).toBe(true);
+      receiver.consume(10);
+      echoes.push(receiver.takeEcho());
+    }
+    // At 100 and 200 bytes consumed: the marks after the 10th and the 20th message.
+    expect(echoes.filter((id) => id !== null)).toEqual(['m9', 'm19']);
+    // The rest (40 bytes) waits for a mark that frees enough, and holds back nothing else.
+    expect(receiver.unacknowledged).toBe(4 * MAX_OUTSTANDING_MARKS * 10 - 200);
+  });
+
   it('refuses more outstanding marks than an honest sender can have', () => {
     const receiver = new FlowReceiver(WINDOW);
     for (let i = 0; i < MAX_OUTSTANDING_MARKS; i++) expect(receiver.mark(String(i))).toBe(true);

@@ -8,8 +8,8 @@ import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { MAX_OUTSTANDING_MARKS, WINDOW_TO_CLIENT_BYTES, WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
 import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
 import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
-import { silentServer } from '../support/hostile.js';
-import { errorFields, query, readMessages, startupMessage } from '../support/wire.js';
+import { HostileClient, silentServer } from '../support/hostile.js';
+import { errorFields, query, readMessages, startupMessage, terminate } from '../support/wire.js';
 
 let bridge: RunningBridge;
 let watcher: pg.Client;
@@ -160,8 +160,37 @@ describe('flow-control messages', () => {
       M: 'the client sent a flow-control mark that covers no bytes',
     });
     expect(session.closeReason).toBe('EMPTY_MARK');
-    // The one mark that covered bytes (the StartupMessage, consumed at once) was echoed; no other.
-    expect(session.texts.filter((text) => text.startsWith('a'))).toEqual(before.length > 0 ? ['a0'] : []);
+    // The mark that covered the StartupMessage frees too little to be echoed on its own.
+    expect(session.texts.filter((text) => text.startsWith('a'))).toEqual([]);
+  });
+
+  it('echoes a client that marks after every message once per quarter window freed, not once per mark', async () => {
+    // Each echo is a message the bridge sends whether or not the client reads: one per mark would
+    // let a client that never reads have the bridge queue one for every few bytes it sends.
+    const db = postgres();
+    const client = await HostileClient.open(bridge.url);
+    let echoes = 0;
+    client.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary && String(data).startsWith('a')) echoes += 1;
+    });
+    await client.login({ user: db.user, password: db.password, database: db.database });
+    const statement = query(`SELECT '${'x'.repeat(1000)}'`);
+    const [rounds, perRound] = [5, 60];
+    let marks = 0;
+    for (let round = 0; round < rounds; round++) {
+      // A round stays well inside the 256 KiB window, so only the bridge's echoes decide.
+      for (let i = 0; i < perRound; i++) {
+        client.send(statement);
+        client.text(`m${marks++}`);
+      }
+      for (let ready = 0; ready < perRound;) if ((await client.next()).type === 'Z') ready += 1;
+    }
+    const sent = rounds * perRound * statement.length;
+    expect(marks).toBe(300);
+    expect(echoes).toBeGreaterThanOrEqual(Math.floor(sent / (WINDOW_TO_SERVER_BYTES / 4)) - 1);
+    expect(echoes).toBeLessThanOrEqual(Math.floor(sent / (WINDOW_TO_SERVER_BYTES / 4)));
+    client.send(terminate());
+    expect((await client.ended).reason).toBe('client closed the connection');
   });
 
   it('refuses a client that keeps more marks outstanding than an honest one can, with 08P01', async () => {
