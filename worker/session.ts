@@ -29,6 +29,7 @@ import { cancelRequest, TERMINATE } from './protocol/requests.js';
 import { SaslOfferFilter } from './protocol/sasl-offer-filter.js';
 import { encodeStartupMessage } from './protocol/startup.js';
 import { relayServerToClient, type RelayHooks } from './relay.js';
+import { ServerWrites } from './server-writes.js';
 import { reportSession, type SessionRecord } from './session-report.js';
 import { timer, type Timer } from '../common/timer.js';
 
@@ -65,20 +66,24 @@ export interface SessionOptions {
 type Phase =
   /** Reading SSLRequest, GSSENCRequest, then the StartupMessage or a CancelRequest. */
   | { readonly name: 'startup' }
-  /** Waiting for one of the isolate's login slots (MAX_LOGINS_IN_PROGRESS); client frames wait in the queue. */
-  | {
-      readonly name: 'queued';
-      readonly queue: Uint8Array[];
-      readonly ticket: LoginTicket;
-      readonly poll: ReturnType<typeof setInterval>;
-    }
-  /** TCP, TLS and (with edge-held credentials) the login; client frames wait in the queue. */
-  | { readonly name: 'connecting'; readonly queue: Uint8Array[]; opened: PostgresSocket | null }
+  /** Waiting for one of the isolate's login slots (MAX_LOGINS_IN_PROGRESS); client frames wait (toPostgres). */
+  | { readonly name: 'queued'; readonly ticket: LoginTicket; readonly poll: ReturnType<typeof setInterval> }
+  /** TCP, TLS and (with edge-held credentials) the login; client frames wait (toPostgres). */
+  | { readonly name: 'connecting'; opened: PostgresSocket | null }
   /** Forwarding a CancelRequest on a connection of its own. */
   | { readonly name: 'cancelling' }
   | { readonly name: 'relaying'; readonly postgres: PostgresSocket }
-  /** A limit was reached while a statement ran: it is cancelled, and the session ends at ReadyForQuery. */
-  | { readonly name: 'ending'; readonly postgres: PostgresSocket; readonly error: BridgeError }
+  /**
+   * A limit was reached while a statement ran: it is cancelled, and the session ends at ReadyForQuery.
+   * Client bytes are dropped from here on, so whether a Terminate may follow what reached PostgreSQL
+   * is decided now (`atBoundary`), not by the framer at close, which goes on reading them.
+   */
+  | {
+      readonly name: 'ending';
+      readonly postgres: PostgresSocket;
+      readonly error: BridgeError;
+      readonly atBoundary: boolean;
+    }
   | { readonly name: 'closed' };
 
 /**
@@ -102,8 +107,11 @@ export class BridgeSession {
   /** Counted in the isolate's sessions, or its logins in progress. */
   private admitted = false;
   private loggingIn = false;
-  /** Client bytes accepted for PostgreSQL and not yet taken by its TCP writer. */
-  private queuedToServer = 0;
+  /** Client bytes accepted for PostgreSQL, until its TCP writer takes them. */
+  private readonly toPostgres = new ServerWrites(
+    (bytes) => this.onWrittenToServer(bytes),
+    (error) => this.onServerFailure(error),
+  );
   /** What this session holds, as last told to the isolate. */
   private held = 0;
   private peakHeld = 0;
@@ -190,7 +198,7 @@ export class BridgeSession {
     // Bytes not bound for PostgreSQL (startup packets, a header held back until whole) are consumed here.
     fromClient?.consume(data.byteLength - forwarded);
     this.channel.echoConsumed();
-    if (!fromClient && this.queuedToServer > WINDOW_TO_SERVER_BYTES) {
+    if (!fromClient && this.toPostgres.pending > WINDOW_TO_SERVER_BYTES) {
       // Without flow control the bridge cannot pause the client; past the cap it ends the session instead of growing.
       this.refuse(
         new BridgeError(
@@ -285,8 +293,8 @@ export class BridgeSession {
     const packet = login
       ? encodeStartupMessage(message.majorVersion, message.minorVersion, message.parameters)
       : event.packet;
-    this.whenLoginSlotFree((queue) => {
-      const phase: Phase = { name: 'connecting', queue, opened: null };
+    this.whenLoginSlotFree(() => {
+      const phase: Phase = { name: 'connecting', opened: null };
       this.phase = phase;
       void this.connect(phase, packet, login);
     });
@@ -297,21 +305,20 @@ export class BridgeSession {
    * one opens its connection when a slot is free, waiting in line (within its login timeout)
    * when none is.
    */
-  private whenLoginSlotFree(open: (queue: Uint8Array[]) => void): void {
-    const queue: Uint8Array[] = [];
+  private whenLoginSlotFree(open: () => void): void {
     const ticket = this.load.takeLoginSlot(this.config);
     if (ticket.granted) {
       this.loggingIn = true;
-      open(queue);
+      open();
       return;
     }
     const poll = setInterval(() => {
       if (!ticket.granted) return;
       clearInterval(poll);
       this.loggingIn = true;
-      open(queue);
+      open();
     }, ISOLATE_POLL_MS);
-    this.phase = { name: 'queued', queue, ticket, poll };
+    this.phase = { name: 'queued', ticket, poll };
   }
 
   private toServer(bytes: Uint8Array): void {
@@ -321,24 +328,17 @@ export class BridgeSession {
       this.channel.fromClient?.consume(bytes.length);
       return;
     }
-    this.queuedToServer += bytes.length;
-    if (phase.name === 'connecting' || phase.name === 'queued') phase.queue.push(bytes);
-    else if (phase.name === 'relaying') this.write(phase.postgres, bytes);
+    // Queued, connecting, relaying: they go out once PostgreSQL's connection is ready (start()).
+    this.toPostgres.add(bytes);
     this.updateHeld();
   }
 
-  /** Writes are counted until PostgreSQL's TCP writer has taken them; only then are they echoed. */
-  private write(postgres: PostgresSocket, bytes: Uint8Array): void {
-    postgres.writer.write(bytes).then(
-      () => {
-        this.queuedToServer -= bytes.length;
-        this.record.bytesToServer += bytes.length;
-        this.channel.fromClient?.consume(bytes.length);
-        this.channel.echoConsumed();
-        this.updateHeld();
-      },
-      (error) => this.onServerFailure(error),
-    );
+  /** Client bytes count until PostgreSQL's TCP writer has taken them; only then are they echoed. */
+  private onWrittenToServer(bytes: number): void {
+    this.record.bytesToServer += bytes;
+    this.channel.fromClient?.consume(bytes);
+    this.channel.echoConsumed();
+    this.updateHeld();
   }
 
   private async connect(
@@ -389,7 +389,7 @@ export class BridgeSession {
         this.channel.sendNow(bytes);
       }
     }
-    for (const bytes of phase.queue) this.write(postgres, bytes);
+    this.toPostgres.start(postgres.writer);
     void this.relay(postgres);
   }
 
@@ -508,7 +508,7 @@ export class BridgeSession {
       this.refuse(error);
       return;
     }
-    this.phase = { name: 'ending', postgres: phase.postgres, error };
+    this.phase = { name: 'ending', postgres: phase.postgres, error, atBoundary: this.framer.atBoundary };
     this.cancelRunningStatement();
     this.endGrace = timer(this.config.connectTimeoutMs, () => this.refuse(error));
     this.endGrace.start();
@@ -604,7 +604,7 @@ export class BridgeSession {
 
   /** Tells the isolate what this session holds now. */
   private updateHeld(): void {
-    const now = this.phase.name === 'closed' ? 0 : this.queuedToServer + this.channel.heldBytes;
+    const now = this.phase.name === 'closed' ? 0 : this.toPostgres.pending + this.channel.heldBytes;
     if (now > 0 && !this.stalled.running && this.channel.toClient && this.channel.heldBytes >= GUARANTEED_SHARE_BYTES) {
       // From here, an echo must come within STALLED_CLIENT_TIMEOUT_MS, or onStalled looks.
       this.overBudgetWhenWatched = this.load.overBudget(this.config);
@@ -650,7 +650,9 @@ export class BridgeSession {
       // Frames accepted before the end are still queued toward PostgreSQL and must reach it, then a
       // Terminate (only well-formed between two whole client messages), then the close. A server
       // that has stopped reading holds this no longer than the grace period.
-      const goodbye = this.framer.atBoundary ? postgres.writer.write(TERMINATE) : Promise.resolve();
+      this.toPostgres.flushAll();
+      const atBoundary = phase.name === 'ending' ? phase.atBoundary : this.framer.atBoundary;
+      const goodbye = atBoundary ? postgres.writer.write(TERMINATE) : Promise.resolve();
       withTimeout(
         goodbye.then(() => postgres.writer.close()),
         CLOSE_GRACE_MS,
