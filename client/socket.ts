@@ -1,4 +1,5 @@
 import {
+  CLIENT_MESSAGE_WINDOW,
   countingMarkIds,
   FlowReceiver,
   FlowSender,
@@ -348,7 +349,7 @@ export class Socket extends Emitter {
   private opened(protocol: string): void {
     this.connecting = false;
     if (protocol === FLOW_CONTROL_PROTOCOL || protocol === FLOW_CONTROL_STARTUP_PROTOCOL) {
-      this.flowSender = new FlowSender(WINDOW_TO_SERVER_BYTES, countingMarkIds());
+      this.flowSender = new FlowSender(WINDOW_TO_SERVER_BYTES, countingMarkIds(), CLIENT_MESSAGE_WINDOW);
       this.flowReceiver = new FlowReceiver(WINDOW_TO_CLIENT_BYTES);
       if (this.keepAliveMs > 0) this.startKeepAlive();
     }

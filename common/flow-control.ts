@@ -42,21 +42,40 @@ interface Mark {
   readonly id: string;
   /** Bytes sent before the mark, counted from the start of the session. */
   readonly at: number;
+  /** Messages sent before the mark, likewise. */
+  readonly messages: number;
 }
+
+/**
+ * Messages a client may send past the bridge's last echo (binary ones, and keepalives). Its window
+ * counts bytes, but workerd spends far more than a byte on each message it takes in: a window's
+ * worth of one-byte messages grew it by about 250 MiB. The client socket keeps to half of this for
+ * its binary messages, so the few text messages it sends on its own always fit.
+ */
+export const MESSAGE_WINDOW_TO_SERVER = 4096;
+/** The client socket's own limit on binary messages past the bridge's last echo. */
+export const CLIENT_MESSAGE_WINDOW = MESSAGE_WINDOW_TO_SERVER / 2;
 
 /** The sending side of one direction. */
 export class FlowSender {
   private sent = 0;
   private echoedAt = 0;
   private lastMarkAt = 0;
+  private messages = 0;
+  private echoedMessages = 0;
+  private lastMarkMessages = 0;
   private readonly marks: Mark[] = [];
   private readonly markEvery: number;
+  private readonly markEveryMessages: number;
 
+  /** `messageWindow`: messages it may send past the last echo, too (the client's, toward the bridge). */
   constructor(
     readonly window: number,
     private readonly nextId: () => string,
+    private readonly messageWindow = Infinity,
   ) {
     this.markEvery = window / MARKS_PER_WINDOW;
+    this.markEveryMessages = messageWindow / MARKS_PER_WINDOW;
   }
 
   /** Bytes sent and not yet covered by an echoed mark. */
@@ -69,8 +88,9 @@ export class FlowSender {
     return this.sent - this.lastMarkAt;
   }
 
-  /** How many more bytes may be sent now. */
+  /** How many more bytes may be sent now (none while the message window is full). */
   get room(): number {
+    if (this.messages - this.echoedMessages >= this.messageWindow) return 0;
     return Math.max(0, this.window - this.unacknowledged);
   }
 
@@ -81,7 +101,10 @@ export class FlowSender {
    */
   count(bytes: number): string | null {
     this.sent += bytes;
-    return this.sent - this.lastMarkAt >= this.markEvery ? this.mark() : null;
+    this.messages += 1;
+    const due =
+      this.sent - this.lastMarkAt >= this.markEvery || this.messages - this.lastMarkMessages >= this.markEveryMessages;
+    return due ? this.mark() : null;
   }
 
   /** A mark covering everything sent so far, unless the last one does already: for a sender about to rest. */
@@ -94,24 +117,31 @@ export class FlowSender {
     const index = this.marks.findIndex((mark) => mark.id === id);
     if (index === -1) return false;
     this.echoedAt = this.marks[index]!.at;
+    this.echoedMessages = this.marks[index]!.messages;
     this.marks.splice(0, index + 1);
     return true;
   }
 
   private mark(): string {
     const id = this.nextId();
-    this.marks.push({ id, at: this.sent });
+    this.marks.push({ id, at: this.sent, messages: this.messages });
     this.lastMarkAt = this.sent;
+    this.lastMarkMessages = this.messages;
     return id;
   }
 }
 
 /**
- * The bridge echoes a client's marks only as they free at least this much of the client's window
- * (an honest client marks this far apart): each echo is a message the bridge sends whether or not
- * the client reads, so a client marking every few bytes must not get one for each.
+ * How the bridge takes a client's flow control. It echoes a client's marks only as they free a
+ * quarter of the client's window, in bytes or in messages (the client socket marks that far
+ * apart): each echo is a message the bridge sends whether or not the client reads, so a client
+ * marking every few bytes must not get one for each.
  */
-export const MIN_ECHO_TO_CLIENT_BYTES = WINDOW_TO_SERVER_BYTES / MARKS_PER_WINDOW;
+export const FROM_CLIENT = {
+  minEcho: WINDOW_TO_SERVER_BYTES / MARKS_PER_WINDOW,
+  minEchoMessages: CLIENT_MESSAGE_WINDOW / MARKS_PER_WINDOW,
+  messageWindow: MESSAGE_WINDOW_TO_SERVER,
+} as const;
 
 /** The receiving side of one direction. */
 export class FlowReceiver {
@@ -123,11 +153,25 @@ export class FlowReceiver {
   private consumedMark: Mark | null = null;
   private readonly marks: Mark[] = [];
 
-  /** `minEcho`: echo only marks that free at least this many bytes (MIN_ECHO_TO_CLIENT_BYTES). */
+  private messages = 0;
+  private echoedMessages = 0;
+  private readonly minEcho: number;
+  private readonly minEchoMessages: number;
+  private readonly messageWindow: number;
+
+  /**
+   * Without options, every consumed mark is echoed and only bytes are counted. The bridge, toward
+   * an untrusted client, echoes only marks that free `minEcho` bytes or `minEchoMessages`
+   * messages, and refuses a sender past `messageWindow` messages (binary ones and keepalives).
+   */
   constructor(
     readonly window: number,
-    private readonly minEcho = 0,
-  ) {}
+    options: { minEcho?: number; minEchoMessages?: number; messageWindow?: number } = {},
+  ) {
+    this.minEcho = options.minEcho ?? 0;
+    this.minEchoMessages = options.minEchoMessages ?? 0;
+    this.messageWindow = options.messageWindow ?? Infinity;
+  }
 
   /** Bytes received and not yet covered by a mark this side echoed. */
   get unacknowledged(): number {
@@ -137,7 +181,13 @@ export class FlowReceiver {
   /** `bytes` arrived. False when the sender went past its window: it is not to be trusted to stop. */
   receive(bytes: number): boolean {
     this.received += bytes;
-    return this.unacknowledged <= this.window;
+    return this.keepalive() && this.unacknowledged <= this.window;
+  }
+
+  /** A message that carries no bytes arrived (a keepalive): it counts against the message window too. */
+  keepalive(): boolean {
+    this.messages += 1;
+    return this.messages - this.echoedMessages <= this.messageWindow;
   }
 
   /**
@@ -151,7 +201,7 @@ export class FlowReceiver {
   /** A mark arrived. False when the sender has more outstanding than an honest one can have. */
   mark(id: string): boolean {
     if (this.marks.length >= MAX_OUTSTANDING_MARKS) return false;
-    this.marks.push({ id, at: this.received });
+    this.marks.push({ id, at: this.received, messages: this.messages });
     this.lastMarkAt = this.received;
     return true;
   }
@@ -163,7 +213,7 @@ export class FlowReceiver {
    */
   markLatest(id: string): void {
     if (this.marks.length >= MAX_OUTSTANDING_MARKS) this.marks.pop();
-    this.marks.push({ id, at: this.received });
+    this.marks.push({ id, at: this.received, messages: this.messages });
     this.lastMarkAt = this.received;
   }
 
@@ -180,9 +230,14 @@ export class FlowReceiver {
   takeEcho(): string | null {
     while (this.marks.length > 0 && this.marks[0]!.at <= this.consumed) this.consumedMark = this.marks.shift()!;
     const echo = this.consumedMark;
-    if (echo === null || echo.at - this.echoedAt < this.minEcho) return null;
+    if (echo === null) return null;
+    const freesEnough =
+      echo.at - this.echoedAt >= this.minEcho ||
+      (this.minEchoMessages > 0 && echo.messages - this.echoedMessages >= this.minEchoMessages);
+    if (!freesEnough) return null;
     this.consumedMark = null;
     this.echoedAt = echo.at;
+    this.echoedMessages = echo.messages;
     return echo.id;
   }
 }

@@ -1,7 +1,7 @@
 import {
   FlowReceiver,
   FlowSender,
-  MIN_ECHO_TO_CLIENT_BYTES,
+  FROM_CLIENT,
   randomMarkId,
   WINDOW_TO_CLIENT_BYTES,
   WINDOW_TO_SERVER_BYTES,
@@ -56,7 +56,7 @@ export class ClientChannel {
     windowToClient = WINDOW_TO_CLIENT_BYTES,
   ) {
     this.toClient = flowControl ? new FlowSender(windowToClient, randomMarkId) : null;
-    this.fromClient = flowControl ? new FlowReceiver(WINDOW_TO_SERVER_BYTES, MIN_ECHO_TO_CLIENT_BYTES) : null;
+    this.fromClient = flowControl ? new FlowReceiver(WINDOW_TO_SERVER_BYTES, FROM_CLIENT) : null;
   }
 
   /** Server bytes held here: gathered for the next message, and sent but not proven received. */

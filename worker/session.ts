@@ -180,13 +180,14 @@ export class BridgeSession {
   }
 
   private onClientBytes(data: Uint8Array): void {
-    // An empty message carries nothing: not traffic, not activity.
-    if (data.byteLength === 0) return;
     const fromClient = this.channel.fromClient;
+    // Counted even empty: each message costs workerd far more than its bytes.
     if (fromClient && !fromClient.receive(data.byteLength)) {
       this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent past its flow-control window'));
       return;
     }
+    // An empty message carries nothing: not traffic, not activity.
+    if (data.byteLength === 0) return;
     const syncPoints = this.framer.syncPoints;
     let forwarded = 0;
     for (const event of this.framer.push(data)) {
@@ -224,7 +225,11 @@ export class BridgeSession {
     }
     switch (message.kind) {
       case 'keepalive':
-        return; // the WebSocket is in use; the session is not necessarily
+        // The WebSocket is in use; the session is not necessarily. A message all the same.
+        if (!fromClient.keepalive()) {
+          this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent past its flow-control window'));
+        }
+        return;
       case 'mark':
         // Each mark costs an echo, sent whether or not the client reads: marks that cover no
         // bytes would have the bridge queue an echo for every few bytes a client sends.

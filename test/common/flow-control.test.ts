@@ -10,6 +10,16 @@ import {
 const WINDOW = 1000;
 
 describe('FlowSender', () => {
+  it('with a message window, marks every quarter of it and stops at it until an echo, however few the bytes', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds(), 8);
+    const marks = Array.from({ length: 8 }, () => sender.count(1));
+    expect(marks).toEqual([null, '0', null, '1', null, '2', null, '3']);
+    expect(sender.unacknowledged).toBe(8);
+    expect(sender.room).toBe(0);
+    expect(sender.echoed('1')).toBe(true); // four messages echoed
+    expect(sender.room).toBe(WINDOW - 4);
+  });
+
   it('marks every quarter window and never lets more than the window go unechoed', () => {
     const sender = new FlowSender(WINDOW, countingMarkIds());
     expect(sender.room).toBe(1000);
@@ -126,7 +136,7 @@ describe('FlowReceiver', () => {
   });
 
   it('with a least echo, echoes a consumed mark only once it frees that much, and counts consumed marks as done', () => {
-    const receiver = new FlowReceiver(WINDOW, 100);
+    const receiver = new FlowReceiver(WINDOW, { minEcho: 100 });
     const echoes: Array<string | null> = [];
     // More marks than the cap, ten bytes apart, each consumed at once: none stays outstanding.
     for (let i = 0; i < 4 * MAX_OUTSTANDING_MARKS; i++) {
@@ -139,6 +149,22 @@ describe('FlowReceiver', () => {
     expect(echoes.filter((id) => id !== null)).toEqual(['m9', 'm19']);
     // The rest (40 bytes) waits for a mark that frees enough, and holds back nothing else.
     expect(receiver.unacknowledged).toBe(4 * MAX_OUTSTANDING_MARKS * 10 - 200);
+  });
+
+  it('with a message window, refuses the message past it, keepalives counted, and echoes per quarter of messages', () => {
+    const receiver = new FlowReceiver(WINDOW, { minEcho: WINDOW, minEchoMessages: 2, messageWindow: 8 });
+    expect(receiver.receive(1)).toBe(true);
+    expect(receiver.mark('a')).toBe(true);
+    receiver.consume(1);
+    expect(receiver.takeEcho()).toBeNull(); // one message freed, two needed
+    expect(receiver.receive(1)).toBe(true);
+    expect(receiver.mark('b')).toBe(true);
+    receiver.consume(1);
+    expect(receiver.takeEcho()).toBe('b');
+    // Eight more past the echo, one of them a keepalive, and the ninth is refused.
+    for (let i = 0; i < 7; i++) expect(receiver.receive(0)).toBe(true);
+    expect(receiver.keepalive()).toBe(true);
+    expect(receiver.keepalive()).toBe(false);
   });
 
   it('refuses more outstanding marks than an honest sender can have', () => {

@@ -5,8 +5,13 @@ import { from as copyFrom } from 'pg-copy-streams';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
-import { MAX_OUTSTANDING_MARKS, WINDOW_TO_CLIENT_BYTES, WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
-import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
+import {
+  MAX_OUTSTANDING_MARKS,
+  MESSAGE_WINDOW_TO_SERVER,
+  WINDOW_TO_CLIENT_BYTES,
+  WINDOW_TO_SERVER_BYTES,
+} from '../../common/flow-control.js';
+import { FLOW_CONTROL_PROTOCOL, KEEPALIVE } from '../../common/subprotocols.js';
 import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
 import { HostileClient, silentServer } from '../support/hostile.js';
 import { errorFields, query, readMessages, startupMessage, terminate } from '../support/wire.js';
@@ -191,6 +196,28 @@ describe('flow-control messages', () => {
     expect(echoes).toBeLessThanOrEqual(Math.floor(sent / (WINDOW_TO_SERVER_BYTES / 4)));
     client.send(terminate());
     expect((await client.ended).reason).toBe('client closed the connection');
+  });
+
+  it('serves a client socket sending more messages than the message window, its marks reopening it', async () => {
+    // pg sends each query as its own write, so each is a WebSocket message of 14 bytes: 6,000 of
+    // them are far below the byte window and past the message window (MESSAGE_WINDOW_TO_SERVER).
+    const client = bridgeClient(bridge.url);
+    await client.connect();
+    for (let i = 0; i < 6000; i++) expect((await client.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await client.end();
+    expect(6000).toBeGreaterThan(MESSAGE_WINDOW_TO_SERVER);
+  });
+
+  it('refuses a client past the message window with 08P01, keepalives counted too', async () => {
+    const chunks = Array.from({ length: MESSAGE_WINDOW_TO_SERVER + 10 }, () => KEEPALIVE);
+    const session = await rawSession(bridge.url, chunks);
+    const messages = readMessages(session.received);
+    expect(messages.map((m) => m.type)).toEqual(['E']);
+    expect(errorFields(messages[0]!.body)).toMatchObject({
+      C: '08P01',
+      M: 'the client sent past its flow-control window',
+    });
+    expect(session.closeReason).toBe('FLOW_WINDOW_EXCEEDED');
   });
 
   it('refuses a client that keeps more marks outstanding than an honest one can, with 08P01', async () => {

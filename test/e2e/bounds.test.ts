@@ -192,6 +192,17 @@ describe('a client flooding frames toward a server that accepts TCP and never an
   });
 });
 
+describe('a client sending its bytes one per message', () => {
+  it('is refused past the message window with 08P01, long before its byte window', async () => {
+    // Each message costs workerd far more than its byte: a byte window of one-byte messages,
+    // taken in and dispatched one by one, grew it by about 250 MiB.
+    const a = await arena();
+    const result = await ATTACKS['one-byte messages']!(a.targets, login(), {});
+    expect(result).toMatchObject({ endedBy: 'FLOW_WINDOW_EXCEEDED', sqlState: '08P01' });
+    await a.finish('one-byte messages');
+  });
+});
+
 describe('a client that never reads the close', () => {
   it('sends on for many windows after the refusal; workerd reads and drops what comes', async () => {
     const a = await arena();

@@ -7,6 +7,7 @@
 import { createRequire } from 'node:module';
 import { createServer, type Socket as TcpSocket } from 'node:net';
 import WebSocket from 'ws';
+import { WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
 import { FLOW_CONTROL_PROTOCOL } from '../../common/subprotocols.js';
 import { residentBytes } from '../../dev/bridge.js';
 import { listenOnLoopback } from './loopback.js';
@@ -480,6 +481,26 @@ export const ATTACKS: Record<string, Attack> = {
   'flood while connecting': (targets, login, options) => flood(targets, login, options),
   'flood while connecting, no flow control': (targets, login, options) =>
     flood(targets, login, { ...options, flowControl: false }),
+  /**
+   * A StartupMessage toward a server that never answers, then a Query's bytes one per WebSocket
+   * message, as many as the byte window allows: each message costs workerd far more than its byte.
+   */
+  'one-byte messages': async (targets, login, options) => {
+    const client = await opened(targets.silent, options);
+    if (!(client instanceof HostileClient)) return client;
+    const startup = startupMessage({ user: login.user, database: login.database });
+    client.send(startup);
+    client.send(queryHeader(WINDOW_TO_SERVER_BYTES));
+    const byte = queryText(1);
+    for (let i = startup.length + 5; i < WINDOW_TO_SERVER_BYTES && client.ws.readyState === WebSocket.OPEN; i++) {
+      client.send(byte);
+      if (i % 4096 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const gaveUp = new Promise<'held'>((resolve) => setTimeout(() => resolve('held'), HOLD_MS));
+    const ended = await Promise.race([client.ended, gaveUp]);
+    client.close();
+    return ended === 'held' ? { endedBy: 'held', sent: client.sent, received: client.received } : outcome(client);
+  },
   /** The same flood from a client that reads the bridge's close only when its send buffer is full. */
   'deaf flood': (targets, login, options) => flood(targets, login, options, true),
   /** Echoes of marks the bridge never sent. */
