@@ -98,7 +98,9 @@ const TMPDIR_VARIABLES = ['TMPDIR', 'TEMP', 'TMP'] as const;
  * removed before dispose() resolves.
  */
 export class TidyMiniflare extends Miniflare {
-  private ownTmpDir: string | undefined;
+  private readonly ownTmpDir: string;
+  /** A process that exits without dispose(): Miniflare's own exit hook empties the directory, this removes it. */
+  private readonly removeOnExit = () => rmSync(this.ownTmpDir, { recursive: true, force: true });
 
   constructor(options: MiniflareOptions) {
     const dir = mkdtempSync(join(tmpdir(), 'pgwire-bridge-'));
@@ -117,36 +119,17 @@ export class TidyMiniflare extends Miniflare {
       });
     }
     this.ownTmpDir = dir;
-    removeAtExit(dir);
+    process.on('exit', this.removeOnExit);
   }
 
   override async dispose(): Promise<void> {
     try {
       await super.dispose();
     } finally {
-      if (this.ownTmpDir) {
-        await rm(this.ownTmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-        leftAtExit.delete(this.ownTmpDir);
-      }
+      process.off('exit', this.removeOnExit);
+      await rm(this.ownTmpDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
     }
   }
-}
-
-/**
- * Directories of TidyMiniflares not disposed yet, removed if the process exits first (Miniflare's
- * own exit hook empties them): one listener for all, however many instances a process runs.
- */
-const leftAtExit = new Set<string>();
-let exitListenerAdded = false;
-
-function removeAtExit(dir: string): void {
-  if (!exitListenerAdded) process.once('exit', removeLeftDirectories);
-  exitListenerAdded = true;
-  leftAtExit.add(dir);
-}
-
-function removeLeftDirectories(): void {
-  for (const dir of leftAtExit) rmSync(dir, { recursive: true, force: true });
 }
 
 /** The Worker running in workerd through Miniflare, listening on 127.0.0.1. */

@@ -67,17 +67,15 @@ export class ServerWrites {
    * writes next (a Terminate) follows it.
    */
   flushAll(): void {
-    if (!this.writer) return;
-    this.endGather();
-    while (this.waiting.length > 0) this.send(this.waiting.shift()!);
+    this.pump(Infinity);
   }
 
   private get isEmpty(): boolean {
     return this.waiting.length === 0 && this.gathered === 0;
   }
 
-  private pump(): void {
-    while (this.writer && this.inFlight < MAX_WRITES_IN_FLIGHT && !this.isEmpty) {
+  private pump(maxInFlight = MAX_WRITES_IN_FLIGHT): void {
+    while (this.writer && this.inFlight < maxInFlight && !this.isEmpty) {
       if (this.waiting.length === 0) this.endGather();
       this.send(this.waiting.shift()!);
     }

@@ -182,10 +182,7 @@ export class BridgeSession {
   private onClientBytes(data: Uint8Array): void {
     const fromClient = this.channel.fromClient;
     // Counted even empty: each message costs workerd far more than its bytes.
-    if (fromClient && !fromClient.receive(data.byteLength)) {
-      this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent past its flow-control window'));
-      return;
-    }
+    if (fromClient && !fromClient.receive(data.byteLength)) return this.refuseWindowExceeded();
     // An empty message carries nothing: not traffic, not activity.
     if (data.byteLength === 0) return;
     const syncPoints = this.framer.syncPoints;
@@ -211,6 +208,11 @@ export class BridgeSession {
     }
   }
 
+  /** The client went past its window toward the bridge, in bytes or in messages. */
+  private refuseWindowExceeded(): void {
+    this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent past its flow-control window'));
+  }
+
   /** Text messages carry flow control, and nothing else. */
   private onTextMessage(text: string): void {
     const { toClient, fromClient } = this.channel;
@@ -226,9 +228,7 @@ export class BridgeSession {
     switch (message.kind) {
       case 'keepalive':
         // The WebSocket is in use; the session is not necessarily. A message all the same.
-        if (!fromClient.keepalive()) {
-          this.refuse(new BridgeError('FLOW_WINDOW_EXCEEDED', 'the client sent past its flow-control window'));
-        }
+        if (!fromClient.keepalive()) this.refuseWindowExceeded();
         return;
       case 'mark':
         // Each mark costs an echo, sent whether or not the client reads: marks that cover no

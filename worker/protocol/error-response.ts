@@ -8,7 +8,7 @@ const encoder = new TextEncoder();
  * would end it early and start fields of the client's choosing: NULs become U+FFFD.
  */
 function withoutNul(text: string): string {
-  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text;
+  return text.replaceAll('\0', '\uFFFD');
 }
 
 /**
