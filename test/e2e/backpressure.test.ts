@@ -12,7 +12,14 @@ import {
   WINDOW_TO_SERVER_BYTES,
 } from '../../common/flow-control.js';
 import { FLOW_CONTROL_PROTOCOL, KEEPALIVE } from '../../common/subprotocols.js';
-import { bridgeClient, directClient, msUntilBackendGone, postgres, rawSession } from '../support/clients.js';
+import {
+  bridgeClient,
+  directClient,
+  msUntilBackendGone,
+  postgres,
+  rawSession,
+  type RawSession,
+} from '../support/clients.js';
 import { HostileClient, silentServer } from '../support/hostile.js';
 import { errorFields, query, readMessages, startupMessage, terminate } from '../support/wire.js';
 
@@ -140,6 +147,14 @@ describe('backpressure from PostgreSQL to the driver', () => {
   }, 120_000);
 });
 
+/** The bridge sent one FATAL ErrorResponse with `fields`, and closed with `reason`. */
+function expectRefused(session: RawSession, reason: string, fields: Record<string, string>): void {
+  const messages = readMessages(session.received);
+  expect(messages.map((m) => m.type)).toEqual(['E']);
+  expect(errorFields(messages[0]!.body)).toMatchObject(fields);
+  expect(session.closeReason).toBe(reason);
+}
+
 describe('flow-control messages', () => {
   it.each([
     ['not a flow-control message', 'ack'],
@@ -147,10 +162,7 @@ describe('flow-control messages', () => {
     ['a byte count, which the retired v1 used', '1048576'],
   ])('refuses a text message that is %s with 08P01', async (_, text) => {
     const session = await rawSession(bridge.url, [text], 5000, [FLOW_CONTROL_PROTOCOL]);
-    const messages = readMessages(session.received);
-    expect(messages.map((m) => m.type)).toEqual(['E']);
-    expect(errorFields(messages[0]!.body)).toMatchObject({ C: '08P01', M: 'invalid flow-control acknowledgement' });
-    expect(session.closeReason).toBe('INVALID_ACK');
+    expectRefused(session, 'INVALID_ACK', { C: '08P01', M: 'invalid flow-control acknowledgement' });
   });
 
   it.each([
@@ -158,13 +170,7 @@ describe('flow-control messages', () => {
     ['right after another mark, with no byte between', [startupMessage({ user: 'postgres' }), 'm0']],
   ])('refuses a mark that covers no bytes, %s, with 08P01: each mark costs the bridge an echo', async (_, before) => {
     const session = await rawSession(bridge.url, [...before, 'm1', 'm2']);
-    const messages = readMessages(session.received);
-    expect(messages.map((m) => m.type)).toEqual(['E']);
-    expect(errorFields(messages[0]!.body)).toMatchObject({
-      C: '08P01',
-      M: 'the client sent a flow-control mark that covers no bytes',
-    });
-    expect(session.closeReason).toBe('EMPTY_MARK');
+    expectRefused(session, 'EMPTY_MARK', { C: '08P01', M: 'the client sent a flow-control mark that covers no bytes' });
     // The mark that covered the StartupMessage frees too little to be echoed on its own.
     expect(session.texts.filter((text) => text.startsWith('a'))).toEqual([]);
   });
@@ -211,13 +217,7 @@ describe('flow-control messages', () => {
   it('refuses a client past the message window with 08P01, keepalives counted too', async () => {
     const chunks = Array.from({ length: MESSAGE_WINDOW_TO_SERVER + 10 }, () => KEEPALIVE);
     const session = await rawSession(bridge.url, chunks);
-    const messages = readMessages(session.received);
-    expect(messages.map((m) => m.type)).toEqual(['E']);
-    expect(errorFields(messages[0]!.body)).toMatchObject({
-      C: '08P01',
-      M: 'the client sent past its flow-control window',
-    });
-    expect(session.closeReason).toBe('FLOW_WINDOW_EXCEEDED');
+    expectRefused(session, 'FLOW_WINDOW_EXCEEDED', { C: '08P01', M: 'the client sent past its flow-control window' });
   });
 
   it('refuses a client that keeps more marks outstanding than an honest one can, with 08P01', async () => {
@@ -231,10 +231,7 @@ describe('flow-control messages', () => {
       const chunks: Array<Uint8Array | string> = [startupMessage({ user: 'postgres' })];
       for (let i = 0; i <= MAX_OUTSTANDING_MARKS; i++) chunks.push(query('SELECT 1'), `m${i}`);
       const session = await rawSession(stalled.url, chunks);
-      const messages = readMessages(session.received);
-      expect(messages.map((m) => m.type)).toEqual(['E']);
-      expect(errorFields(messages[0]!.body)).toMatchObject({ C: '08P01' });
-      expect(session.closeReason).toBe('FLOW_WINDOW_EXCEEDED');
+      expectRefused(session, 'FLOW_WINDOW_EXCEEDED', { C: '08P01' });
     } finally {
       await stalled.stop();
       await silent.stop();
