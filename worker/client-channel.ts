@@ -7,12 +7,15 @@ import {
   WINDOW_TO_SERVER_BYTES,
 } from '../common/flow-control.js';
 import { echoMessage, markMessage } from '../common/subprotocols.js';
+import { timer } from '../common/timer.js';
 import { GUARANTEED_SHARE_BYTES } from './isolate-load.js';
 
 /** Largest WebSocket message the bridge sends: server bytes are coalesced up to this size. */
 export const RELAY_BUFFER_BYTES = 64 * 1024;
 /** At rest, bytes not yet covered by a mark past this get one (the isolate's guaranteed share). */
 const MARK_AT_REST_BYTES = GUARANTEED_SHARE_BYTES;
+/** Reads that ran dry, then nothing more sent for this long: the stream rests (flushDry). */
+export const REST_MARK_MS = 20;
 
 /**
  * Gathering buffers not in use, shared by the isolate's sessions: a session holds one only from
@@ -49,6 +52,9 @@ export class ClientChannel {
   readonly fromClient: FlowReceiver | null;
   /** Binary bytes sent to the client. */
   bytesSent = 0;
+  /** bytesSent at the last flushDry(), and the timer that marks if no more follow (flushDry). */
+  private sentAtDryFlush = 0;
+  private readonly atRest = timer(REST_MARK_MS, () => this.markIfRested());
 
   constructor(
     private readonly ws: WebSocket,
@@ -125,14 +131,32 @@ export class ClientChannel {
   }
 
   /**
-   * Sends what was gathered where the stream comes to rest (a message the client must act on, or
-   * the reads ran dry), and a mark when MARK_AT_REST_BYTES or more went out since the last one:
-   * marks otherwise come a quarter window apart, and bytes no mark covers stay counted as held,
-   * against the isolate's budget, for as long as the session then rests.
+   * Sends what was gathered where the stream comes to rest at a message the client must act on,
+   * and a mark when MARK_AT_REST_BYTES or more went out since the last one: marks otherwise come a
+   * quarter window apart, and bytes no mark covers stay counted as held, against the isolate's
+   * budget, for as long as the session then rests.
    */
   flushAtRest(): void {
     this.flush();
     if (this.toClient && this.toClient.unmarked >= MARK_AT_REST_BYTES) this.markAll();
+  }
+
+  /**
+   * Sends what was gathered when the reads ran dry. Mid-stream that happens often (PostgreSQL
+   * briefly slower than the relay), and a mark each time would have the client send an echo every
+   * few hundred kilobytes instead of every quarter window: so the mark waits until nothing more
+   * went out for REST_MARK_MS, where the stream has come to rest.
+   */
+  flushDry(): void {
+    this.flush();
+    if (!this.toClient || this.toClient.unmarked < MARK_AT_REST_BYTES) return;
+    this.sentAtDryFlush = this.bytesSent;
+    this.atRest.start();
+  }
+
+  /** REST_MARK_MS after the last dry flush: a mark, unless more went out meanwhile (the stream goes on). */
+  private markIfRested(): void {
+    if (this.bytesSent === this.sentAtDryFlush && this.toClient!.unmarked >= MARK_AT_REST_BYTES) this.markAll();
   }
 
   /** Sends `bytes` after whatever was gathered, at once. */
@@ -166,6 +190,7 @@ export class ClientChannel {
   close(code: number, reason: string): void {
     if (!this.open) return;
     this.open = false;
+    this.atRest.dispose();
     if (this.gathering) giveBack(this.gathering);
     this.gathering = null;
     this.bufferedBytes = 0;

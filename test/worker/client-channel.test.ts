@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WINDOW_TO_CLIENT_BYTES } from '../../common/flow-control.js';
-import { ClientChannel, RELAY_BUFFER_BYTES } from '../../worker/client-channel.js';
+import { ClientChannel, RELAY_BUFFER_BYTES, REST_MARK_MS } from '../../worker/client-channel.js';
 
 /** Records what the channel sends, as a WebSocket's peer would receive it. */
 function recorder() {
@@ -72,6 +72,49 @@ describe('ClientChannel', () => {
     const id = (sent.filter((m) => typeof m === 'string').at(-1) as string).slice(1);
     expect(channel.toClient!.echoed(id)).toBe(true);
     expect(channel.heldBytes).toBe(0);
+  });
+
+  describe('when the reads run dry', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('marks only once nothing more went out for a while: a pause mid-stream costs the client no echo', () => {
+      vi.useFakeTimers();
+      const { ws, sent } = recorder();
+      const channel = new ClientChannel(ws, true);
+      const marks = () => sent.filter((m): m is string => typeof m === 'string');
+      channel.add(new Uint8Array(300_000));
+      channel.flushDry(); // PostgreSQL was briefly slower: what was gathered goes, no mark yet
+      expect(marks()).toHaveLength(0);
+      vi.advanceTimersByTime(REST_MARK_MS / 2);
+      channel.add(new Uint8Array(300_000)); // the stream goes on
+      channel.flushDry();
+      vi.advanceTimersByTime(REST_MARK_MS / 2);
+      expect(marks()).toHaveLength(0);
+      vi.advanceTimersByTime(REST_MARK_MS);
+      // Nothing more since the last dry read: the stream rests, and one mark covers all of it.
+      expect(marks()).toHaveLength(1);
+      expect(channel.toClient!.echoed(marks()[0]!.slice(1))).toBe(true);
+      expect(channel.heldBytes).toBe(0);
+    });
+
+    it('does not mark when the stream went on after the pause, nor once the session closed', () => {
+      vi.useFakeTimers();
+      const { ws, sent } = recorder();
+      const channel = new ClientChannel(ws, true);
+      const marks = () => sent.filter((m) => typeof m === 'string');
+      channel.add(new Uint8Array(300_000));
+      channel.flushDry();
+      channel.add(new Uint8Array(RELAY_BUFFER_BYTES)); // a full message: sent as it fills
+      vi.advanceTimersByTime(REST_MARK_MS);
+      expect(marks()).toHaveLength(0);
+      channel.flushDry();
+      channel.close(1000, 'done');
+      vi.advanceTimersByTime(REST_MARK_MS);
+      expect(marks()).toHaveLength(0);
+      expect(vi.getTimerCount()).toBe(0);
+    });
   });
 
   it('without flow control sends as bytes come, with nothing to count against', () => {
