@@ -9,6 +9,7 @@ import {
 import { ConfigError, loadConfigAsync, type BridgeConfig, type Env } from './config.js';
 import { BRIDGE_PATH } from './paths.js';
 import { presentedToken, verifyToken } from './policy/edge-auth.js';
+import { rateLimitKey } from './policy/rate-limit-key.js';
 import { checkFixedTarget, chooseTarget, type Target } from './policy/targets.js';
 import { BridgeError } from './protocol/errors.js';
 import { BridgeSession } from './session.js';
@@ -84,9 +85,11 @@ async function upgrade(request: Request, env: Env, path: string): Promise<Respon
     );
   }
 
-  // Per client, before any TCP: the token's subject when tokens are checked, else the address.
+  // Per client, before any TCP: the token's subject when tokens are checked, else the address (its /64).
   if (env.RATE_LIMITER) {
-    const { success } = await env.RATE_LIMITER.limit({ key: rateLimitKey(request, claims) });
+    const { success } = await env.RATE_LIMITER.limit({
+      key: rateLimitKey(request.headers.get('CF-Connecting-IP'), claims?.sub),
+    });
     if (!success) throw new BridgeError('RATE_LIMITED', 'too many connections from this client; try again later');
   }
 
@@ -133,11 +136,6 @@ function inlineStartup(offered: readonly string[]): Uint8Array {
     throw new BridgeError('INVALID_INLINE_STARTUP', 'the startup subprotocol does not hold base64url bytes');
   }
   return bytes;
-}
-
-function rateLimitKey(request: Request, claims: JWTPayload | null): string {
-  if (typeof claims?.sub === 'string') return `sub:${claims.sub}`;
-  return `ip:${request.headers.get('CF-Connecting-IP') ?? 'unknown'}`;
 }
 
 /** The HTTP answer to a refused upgrade, logged as one line an operator can search for by code. */

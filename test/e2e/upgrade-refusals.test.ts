@@ -83,6 +83,16 @@ describe('rate limit', () => {
     expect(await served(b.url, from('198.51.100.8'))).toEqual([{ ok: 1 }]);
   });
 
+  it('counts an IPv6 client by its /64: another address in it is refused, one in the next /64 is served', async () => {
+    const { bridge: b } = await bridge({}, { rateLimit: { limit: LIMIT, period: 60 } });
+    await useUp(b.url, '2001:db8:7:1::1', LIMIT);
+    const before = proxy.connections.length;
+    const refused = await upgrade(b.url, { headers: { 'CF-Connecting-IP': '2001:db8:7:1:ffff:ffff:ffff:fffe' } });
+    expect(refused.status).toBe(429);
+    expect(proxy.connections.length).toBe(before);
+    expect(await served(b.url, from('2001:db8:7:2::1'))).toEqual([{ ok: 1 }]);
+  });
+
   it('with tokens, counts per token subject: two subjects from one address are limited separately', async () => {
     const { bridge: b, log } = await bridge(
       { JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE },
