@@ -181,6 +181,20 @@ export class ConfigError extends Error {
 
 const parsed = new WeakMap<Env, BridgeConfig>();
 
+/**
+ * ALLOWED_DATABASES, or by default every database — but with a Hyperdrive binding only the
+ * binding's: its credentials are the bridge's, and a client naming another database would reach
+ * it with them (PostgreSQL lets any role connect to any database unless CONNECT was revoked).
+ */
+function allowedDatabases(env: Env): (database: string) => boolean {
+  if (env.ALLOWED_DATABASES !== undefined) return compilePatterns(env.ALLOWED_DATABASES);
+  if (env.HYPERDRIVE) {
+    const only = env.HYPERDRIVE.database;
+    return (database) => database === only;
+  }
+  return () => true;
+}
+
 /** Reads and validates the bindings once per environment object; throws ConfigError listing every problem. */
 export function loadConfig(env: Env): BridgeConfig {
   const cached = parsed.get(env);
@@ -199,6 +213,8 @@ export function loadConfig(env: Env): BridgeConfig {
   let targets: TargetEntry[] | null = null;
   if (hyperdrive !== null) {
     if (typeof hyperdrive.host !== 'string' || hyperdrive.host === '') problems.push('HYPERDRIVE has no host');
+    if (typeof hyperdrive.database !== 'string' || hyperdrive.database === '')
+      problems.push('HYPERDRIVE has no database');
   } else if (host !== '' && targetList !== '') problems.push('set PG_HOST or PG_TARGETS, not both');
   else if (targetList !== '') {
     const parsedTargets = parseTargets(targetList);
@@ -349,7 +365,7 @@ export function loadConfig(env: Env): BridgeConfig {
     maxSessionMs,
     allowedOrigin: compilePatterns(origins),
     allowedUser: compilePatterns(env.ALLOWED_USERS ?? '*'),
-    allowedDatabase: compilePatterns(env.ALLOWED_DATABASES ?? '*'),
+    allowedDatabase: allowedDatabases(env),
     allowReplication: replication === 'true',
     jwt,
     credentials,

@@ -189,6 +189,33 @@ describe('credentials bound to their servers', () => {
   });
 });
 
+describe('a Hyperdrive binding', () => {
+  it("reaches the binding's database only: another gets 28000 before any TCP, and the binding's is served", async () => {
+    await createRole('edge_hyperdrive', 'hyperdrive-password');
+    const db = postgres();
+    const started = await startBridge({
+      bindings: { JWT_SECRET: SECRET, JWT_AUDIENCE: AUDIENCE },
+      hyperdrive: `postgresql://edge_hyperdrive:hyperdrive-password@127.0.0.1:${real.port}/${db.database}`,
+    });
+    stops.push(() => started.stop());
+    const url = `${started.url}?token=${await token({})}`;
+    const before = real.connections.length;
+    const elsewhere = passwordless(url, { database: 'template1' });
+    await expect(elsewhere.connect()).rejects.toMatchObject({
+      code: '28000',
+      severity: 'FATAL',
+      message: 'database "template1" may not be reached through this bridge',
+    });
+    expect(real.connections.length).toBe(before);
+    const client = passwordless(url, { database: db.database });
+    await client.connect();
+    expect((await client.query('SELECT current_user AS role, current_database() AS db')).rows).toEqual([
+      { role: 'edge_hyperdrive', db: db.database },
+    ]);
+    await client.end();
+  });
+});
+
 describe('names judged as PostgreSQL uses them', () => {
   const BOM = '\ufeff';
   const LONG_DATABASE = `${'s'.repeat(63)}_public`;

@@ -22,6 +22,18 @@ describe('a HYPERDRIVE binding', () => {
     });
   });
 
+  it("lets sessions reach the binding's database only, unless ALLOWED_DATABASES says otherwise", () => {
+    const config = loadConfig({ HYPERDRIVE, ...tokens });
+    expect(config.allowedDatabase('shop')).toBe(true);
+    expect(config.allowedDatabase('postgres')).toBe(false);
+    expect(config.allowedDatabase('shop_archive')).toBe(false);
+    const widened = loadConfig({ HYPERDRIVE, ...tokens, ALLOWED_DATABASES: 'shop, shop_*' });
+    expect(widened.allowedDatabase('shop_archive')).toBe(true);
+    expect(widened.allowedDatabase('postgres')).toBe(false);
+    // Without Hyperdrive the default is every database, as before.
+    expect(loadConfig({ PG_HOST: 'db' }).allowedDatabase('postgres')).toBe(true);
+  });
+
   it('keeps PG_TLS when it is set', () => {
     expect(loadConfig({ HYPERDRIVE, ...tokens, PG_TLS: 'require' }).tls).toBe('require');
   });
@@ -31,6 +43,7 @@ describe('a HYPERDRIVE binding', () => {
     [{ HYPERDRIVE, ...tokens, PG_HOST: 'db' }, /PG_HOST must not be set with a HYPERDRIVE binding/],
     [{ HYPERDRIVE, ...tokens, PG_TARGETS: 'db:5432' }, /PG_TARGETS must not be set/],
     [{ HYPERDRIVE, ...tokens, PG_CREDENTIALS: '{"a":"b"}' }, /PG_CREDENTIALS must not be set/],
+    [{ HYPERDRIVE: { ...HYPERDRIVE, database: '' }, ...tokens }, /HYPERDRIVE has no database/],
   ])('refuses %j', (env, problem) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(problem);
