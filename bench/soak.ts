@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { Socket } from '../client/index.js';
-import { WINDOW_TO_CLIENT_BYTES } from '../common/flow-control.js';
+import { WINDOW_TO_CLIENT_FLOOR_BYTES } from '../common/flow-control.js';
 import { Worker } from 'node:worker_threads';
 import { ATTACKS, ResidentWatch, type AttackTargets, type BridgeLog, type Login } from '../test/support/hostile.js';
 import type { AttackerOrders, AttackerReport } from './soak-attackers.js';
@@ -18,7 +18,7 @@ const MiB = 1024 * 1024;
 
 /** The query honest clients run, and how its answer is checked. */
 const CHECKED_SQL = 'SELECT $1::int AS n, md5($1::text) AS h';
-/** Every this many queries, one whose answer is larger than the window toward the client. */
+/** Every this many queries, one whose answer is larger than the window every session keeps toward its client. */
 const LARGE_EVERY = 50;
 const LARGE_SQL = 'SELECT md5(s) AS h, s FROM (SELECT repeat(md5($1::text), $2::int) AS s) AS t';
 const md5 = (text: string): string => createHash('md5').update(text).digest('hex');
@@ -48,7 +48,7 @@ export function honestClient(url: string, login: Login, ip?: string): pg.Client 
 /** One checked query (the `n`th): true when the answer is right. */
 export async function checkedQuery(client: pg.Client, n: number): Promise<boolean> {
   if (n % LARGE_EVERY === LARGE_EVERY - 1) {
-    const repeats = Math.ceil((WINDOW_TO_CLIENT_BYTES * 1.5) / 32);
+    const repeats = Math.ceil((WINDOW_TO_CLIENT_FLOOR_BYTES * 1.5) / 32);
     const { rows } = await client.query<{ h: string; s: string }>(LARGE_SQL, [String(n), repeats]);
     return rows.length === 1 && rows[0]!.s === md5(String(n)).repeat(repeats) && rows[0]!.h === md5(rows[0]!.s);
   }

@@ -20,15 +20,23 @@ import { encodeBase64Url } from './subprotocols.js';
 /** Bytes the client may send past the bridge's last echo: PostgreSQL-bound bytes the Worker may hold. */
 export const WINDOW_TO_SERVER_BYTES = 256 * 1024;
 /**
- * Bytes the bridge may send past the client's last echo: result bytes the Worker may hold. It must
- * cover what is in flight while an echo comes back: bytes workerd has queued and not yet written
- * (a mark's echo waits for all of them), the network, and the client's backlog. At 1 MiB the bridge
- * paused for echoes (0.64–0.81× a blind relay on 1 KB rows); at 8 MiB it keeps pace there, and on
- * 100 KB rows, where PostgreSQL outruns a local client, runs a few percent behind a relay that holds
- * all it has not sent (README, Benchmark). The isolate's budget, not this, bounds what all sessions
- * hold together; the client does not enforce it, so a bridge may change it alone.
+ * Bytes the bridge may send past the client's last echo, at most: result bytes the Worker may hold
+ * for one session. It must cover what is in flight while an echo comes back: bytes workerd has
+ * queued and not yet written (a mark's echo waits for all of them), the network, and the client's
+ * backlog. A session has this much while its isolate has room, and less as other sessions hold
+ * theirs, down to WINDOW_TO_CLIENT_FLOOR_BYTES (IsolateLoad.windowToClient): the isolate's budget,
+ * not this, bounds what all sessions hold together. The client does not enforce it, so a bridge
+ * may change it alone.
  */
-export const WINDOW_TO_CLIENT_BYTES = 8 * 1024 * 1024;
+export const WINDOW_TO_CLIENT_BYTES = 24 * 1024 * 1024;
+/**
+ * The window toward the client every session keeps, however loaded its isolate (or the deployment's
+ * window, if smaller). At 1 MiB the bridge paused for echoes (0.64–0.81× a blind relay on 1 KB
+ * rows); at 8 MiB it keeps pace there. A larger window also means fewer marks, each an echo the
+ * client must send: on large results the bridge at 8 MiB ran a few percent behind a relay that
+ * holds all it has not sent (README, Benchmark).
+ */
+export const WINDOW_TO_CLIENT_FLOOR_BYTES = 8 * 1024 * 1024;
 /** Marks at least this often, in window quarters, so an echo arrives long before the window closes. */
 const MARKS_PER_WINDOW = 4;
 /**
@@ -58,6 +66,8 @@ export const CLIENT_MESSAGE_WINDOW = MESSAGE_WINDOW_TO_SERVER / 2;
 
 /** The sending side of one direction. */
 export class FlowSender {
+  private windowBytes: number;
+  private markEvery: number;
   private sent = 0;
   private echoedAt = 0;
   private lastMarkAt = 0;
@@ -65,17 +75,36 @@ export class FlowSender {
   private echoedMessages = 0;
   private lastMarkMessages = 0;
   private readonly marks: Mark[] = [];
-  private readonly markEvery: number;
   private readonly markEveryMessages: number;
 
   /** `messageWindow`: messages it may send past the last echo, too (the client's, toward the bridge). */
   constructor(
-    readonly window: number,
+    window: number,
     private readonly nextId: () => string,
     private readonly messageWindow = Infinity,
   ) {
+    this.windowBytes = window;
     this.markEvery = window / MARKS_PER_WINDOW;
     this.markEveryMessages = messageWindow / MARKS_PER_WINDOW;
+  }
+
+  /** Bytes it may send past the last echo. */
+  get window(): number {
+    return this.windowBytes;
+  }
+
+  /**
+   * A new window, and marks a quarter of it apart from here on. Bytes already sent past a smaller
+   * window stay sent: nothing more goes until echoes bring them under it.
+   */
+  resize(window: number): void {
+    this.windowBytes = window;
+    this.markEvery = window / MARKS_PER_WINDOW;
+  }
+
+  /** Whether a mark is out that the receiver has not echoed yet: its echo will free bytes. */
+  get awaitingEcho(): boolean {
+    return this.marks.length > 0;
   }
 
   /** Bytes sent and not yet covered by an echoed mark. */
@@ -91,7 +120,7 @@ export class FlowSender {
   /** How many more bytes may be sent now (none while the message window is full). */
   get room(): number {
     if (this.messages - this.echoedMessages >= this.messageWindow) return 0;
-    return Math.max(0, this.window - this.unacknowledged);
+    return Math.max(0, this.windowBytes - this.unacknowledged);
   }
 
   /**

@@ -165,13 +165,20 @@ export class ClientChannel {
     this.sendBinary(bytes);
   }
 
+  /** The window toward the client from here on (IsolateLoad.windowToClient decides it). */
+  setWindow(bytes: number): void {
+    this.toClient?.resize(bytes);
+  }
+
   /**
-   * Before the relay waits. For the window alone, nothing: a mark is out whose echo reopens it
-   * (FlowSender.count). Over the isolate's budget, the session must come down to its share: a
-   * mark covering everything sent, so that one echo can free all of it.
+   * Before the relay waits. For a full window, nothing as long as a mark is out whose echo reopens
+   * it (marks come a quarter window apart), but a window that shrank may be full of bytes sent since
+   * the last mark. Over the isolate's budget, the session must come down to its share: a mark
+   * covering everything sent, so that one echo can free all of it.
    */
   markBeforeWaiting(overBudget: boolean): void {
-    if (this.toClient && (overBudget || this.toClient.room > 0)) this.markAll();
+    const toClient = this.toClient;
+    if (toClient && (overBudget || toClient.room > 0 || !toClient.awaitingEcho)) this.markAll();
   }
 
   /** A mark covering everything sent, so that its echo can free all of it. */

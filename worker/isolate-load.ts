@@ -1,3 +1,4 @@
+import { WINDOW_TO_CLIENT_FLOOR_BYTES } from '../common/flow-control.js';
 import type { BridgeConfig } from './config.js';
 import { BridgeError } from './protocol/errors.js';
 
@@ -80,6 +81,19 @@ export class IsolateLoad {
   /** A session now holds `delta` bytes more (or fewer, when negative). */
   hold(delta: number): void {
     this.held += delta;
+  }
+
+  /**
+   * The window toward its client a session holding `own` bytes may use now: half of what the other
+   * sessions leave of the budget, between WINDOW_TO_CLIENT_FLOOR_BYTES and the deployment's window.
+   * A session alone streams with the large window (fewer pauses for echoes, and fewer echoes); as
+   * others hold theirs, windows shrink, so that a few sessions streaming at once share the budget
+   * before any of them is held to its share by it.
+   */
+  windowToClient(config: BridgeConfig, own: number): number {
+    const cap = config.windowToClientBytes;
+    const othersLeave = config.isolateBudgetBytes - (this.held - own);
+    return Math.max(Math.min(WINDOW_TO_CLIENT_FLOOR_BYTES, cap), Math.min(cap, Math.floor(othersLeave / 2)));
   }
 
   /** True while the sessions together hold the whole budget: none may take more than its share. */

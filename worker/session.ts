@@ -417,9 +417,13 @@ export class BridgeSession {
     this.onServerEnd();
   }
 
-  /** The window, and the isolate's budget beyond a small guaranteed share, decide how much to read on. */
+  /**
+   * The window (as large as the isolate's load allows), and the isolate's budget beyond a small
+   * guaranteed share, decide how much to read on.
+   */
   private readableFromServer(): number {
     this.updateHeld();
+    this.channel.setWindow(this.load.windowToClient(this.config, this.held));
     const room = this.channel.room;
     if (!this.load.overBudget(this.config)) return room;
     return Math.min(room, Math.max(0, GUARANTEED_SHARE_BYTES - this.channel.heldBytes));

@@ -45,6 +45,24 @@ describe('FlowSender', () => {
     expect(sender.room).toBe(950);
   });
 
+  it('resized, keeps to the new window and marks a quarter of it apart; bytes sent past a smaller one wait for echoes', () => {
+    const sender = new FlowSender(WINDOW, countingMarkIds());
+    sender.resize(4 * WINDOW);
+    expect(sender.count(900)).toBeNull(); // a quarter of the old window, not of the new one
+    expect(sender.count(100)).toBe('0'); // 1000: a quarter of the new window
+    expect(sender.count(2500)).toBe('1');
+    expect(sender.room).toBe(500);
+    sender.resize(WINDOW); // other sessions took their share
+    expect(sender.room).toBe(0);
+    expect(sender.awaitingEcho).toBe(true);
+    expect(sender.echoed('0')).toBe(true);
+    expect(sender.room).toBe(0); // 2500 still unechoed, past the window of 1000
+    expect(sender.echoed('1')).toBe(true);
+    expect(sender.awaitingEcho).toBe(false);
+    expect(sender.room).toBe(WINDOW);
+    expect(sender.count(250)).toBe('2'); // a quarter of the window it has now
+  });
+
   it('marks everything before it rests, once', () => {
     const sender = new FlowSender(WINDOW, countingMarkIds());
     sender.count(10);

@@ -37,7 +37,7 @@ afterAll(async () => {
   await bridge?.stop();
 });
 
-const ROWS = 20_000;
+const ROWS = 60_000;
 const BIG = `SELECT repeat('x', 1000) AS filler FROM generate_series(1, ${ROWS})`;
 
 /** A pg client through the shim, with a count of the bytes the bridge has sent it so far. */

@@ -10,7 +10,11 @@ import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Socket } from 'pgwire-bridge/client';
 import { checkedQuery, describeSoak, honestClient, honestLoop, runSoak, type HonestTally } from '../../bench/soak.js';
-import { WINDOW_TO_CLIENT_BYTES, WINDOW_TO_SERVER_BYTES } from '../../common/flow-control.js';
+import {
+  WINDOW_TO_CLIENT_BYTES,
+  WINDOW_TO_CLIENT_FLOOR_BYTES,
+  WINDOW_TO_SERVER_BYTES,
+} from '../../common/flow-control.js';
 import { startBridge, type RunningBridge } from '../../dev/bridge.js';
 import { DEFAULT_ISOLATE_BUDGET_BYTES, type Env } from '../../worker/config.js';
 import { directClient, eventually, postgres } from '../support/clients.js';
@@ -137,6 +141,22 @@ async function arena(
   };
 }
 
+/**
+ * What `attacker` received once nothing more arrives: PostgreSQL may wait in ClientWrite for a
+ * moment while the bridge still streams.
+ */
+async function settledReceived(attacker: HostileClient): Promise<number> {
+  return eventually(
+    async () => {
+      const before = attacker.received;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return attacker.received === before ? before : -1;
+    },
+    (bytes) => bytes >= 0,
+    10_000,
+  );
+}
+
 /** The backend's wait event, as the direct watcher sees it. */
 async function waitEvent(pid: number): Promise<string | null> {
   const { rows } = await watcher.query('SELECT wait_event FROM pg_stat_activity WHERE pid = $1', [pid]);
@@ -236,17 +256,7 @@ describe('lying acknowledgements', () => {
       if (paused) attacker.pauseTcp();
       expect(await untilClientWrite(attacker.processId)).toBe('ClientWrite');
       if (!paused) {
-        // PostgreSQL may wait in ClientWrite for a moment while the bridge still streams: wait
-        // until nothing more arrives.
-        const received = await eventually(
-          async () => {
-            const before = attacker.received;
-            await new Promise((resolve) => setTimeout(resolve, 300));
-            return attacker.received === before ? before : -1;
-          },
-          (bytes) => bytes >= 0,
-          10_000,
-        );
+        const received = await settledReceived(attacker);
         // Reads ask for no more than the window has room for: not one byte past it.
         expect(received).toBeLessThanOrEqual(window);
         expect(received).toBeGreaterThan(window / 2);
@@ -266,6 +276,27 @@ describe('lying acknowledgements', () => {
   );
 });
 
+describe('clients streaming at once', () => {
+  it("share the isolate's budget: a second client that never echoes gets half of what the first leaves", async () => {
+    const a = await arena();
+    const first = await askingFor(a, { echoMarks: false });
+    await untilClientWrite(first.processId);
+    const firstGot = await settledReceived(first);
+    // Alone (the honest client holds little), its window is the deployment's.
+    expect(firstGot).toBeLessThanOrEqual(WINDOW_TO_CLIENT_BYTES);
+    expect(firstGot).toBeGreaterThan(WINDOW_TO_CLIENT_BYTES / 2);
+    const second = await askingFor(a, { echoMarks: false });
+    await untilClientWrite(second.processId);
+    const secondGot = await settledReceived(second);
+    // The first holds at least what it received: the second's window is at most half of the rest.
+    expect(secondGot).toBeLessThanOrEqual((DEFAULT_ISOLATE_BUDGET_BYTES - firstGot) / 2);
+    expect(secondGot).toBeGreaterThan(WINDOW_TO_CLIENT_FLOOR_BYTES / 2);
+    console.log(`two clients that never echo: the first got ${firstGot} bytes, the second ${secondGot}`);
+    for (const attacker of [first, second]) attacker.close();
+    await a.finish('two clients streaming at once');
+  });
+});
+
 describe("clients holding the isolate's budget", () => {
   it('keep no one out: a new client logs in and gets a result larger than its share, 64 KiB per echo', async () => {
     const a = await arena({ ISOLATE_BUDGET_BYTES: String(MiB) });
@@ -282,7 +313,7 @@ describe("clients holding the isolate's budget", () => {
     expect(received).toBeLessThan(MiB + 2 * 2 * 64 * 1024);
     const newcomer = honestClient(a.targets.database, login(), '198.51.100.7');
     await newcomer.connect();
-    // The 50th checked query asks for a result of 1.5 windows (12 MiB), checked by its md5.
+    // The 50th checked query asks for a result of 12 MiB (1.5 times the window every session keeps), checked by its md5.
     expect(await checkedQuery(newcomer, 49)).toBe(true);
     await newcomer.end();
     for (const attacker of attackers) attacker.close();

@@ -58,6 +58,20 @@ describe('ClientChannel', () => {
     expect(channel.heldBytes).toBe(0);
   });
 
+  it('before the relay waits on a window that shrank under unmarked bytes: a mark, or no echo would ever reopen it', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true, 64 * 1024 * 1024); // marks 16 MiB apart
+    const marks = () => sent.filter((m): m is string => typeof m === 'string');
+    for (let i = 0; i < 160; i++) channel.add(new Uint8Array(RELAY_BUFFER_BYTES)); // 10 MiB, no mark yet
+    expect(marks()).toHaveLength(0);
+    channel.setWindow(8 * 1024 * 1024); // other sessions took their share
+    expect(channel.room).toBe(0);
+    channel.markBeforeWaiting(false);
+    expect(marks()).toHaveLength(1);
+    expect(channel.toClient!.echoed(marks()[0]!.slice(1))).toBe(true);
+    expect(channel.room).toBe(8 * 1024 * 1024);
+  });
+
   it('marks at rest what no mark covers yet, once it is more than the guaranteed share', () => {
     const { ws, sent } = recorder();
     const channel = new ClientChannel(ws, true);

@@ -20,7 +20,7 @@ describe('loadConfig', () => {
       maxSessions: 128,
       maxLoginsInProgress: 32,
       isolateBudgetBytes: 48 * 1024 * 1024,
-      windowToClientBytes: 8 * 1024 * 1024,
+      windowToClientBytes: 24 * 1024 * 1024,
       stalledClientTimeoutMs: 60_000,
       maxSessionMs: 86_400_000,
       allowReplication: false,
