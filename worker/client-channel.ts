@@ -14,8 +14,15 @@ import { GUARANTEED_SHARE_BYTES } from './isolate-load.js';
 export const RELAY_BUFFER_BYTES = 64 * 1024;
 /** At rest, bytes not yet covered by a mark past this get one (the isolate's guaranteed share). */
 const MARK_AT_REST_BYTES = GUARANTEED_SHARE_BYTES;
-/** Reads that ran dry, then nothing more sent for this long: the stream rests (flushDry). */
+/**
+ * Bytes no mark covers get one once MARK_AT_REST_BYTES or more of them wait and nothing more went
+ * out for this long (the stream rests), or once the oldest of them went out MAX_UNMARKED_MS ago
+ * (a stream that trickles without resting). Not at every pause: PostgreSQL is often briefly slower
+ * than the relay mid-stream, and a mark each time would have the client send an echo every few
+ * hundred kilobytes instead of every quarter window.
+ */
 export const REST_MARK_MS = 20;
+export const MAX_UNMARKED_MS = 200;
 
 /**
  * Gathering buffers not in use, shared by the isolate's sessions: a session holds one only from
@@ -52,9 +59,12 @@ export class ClientChannel {
   readonly fromClient: FlowReceiver | null;
   /** Binary bytes sent to the client. */
   bytesSent = 0;
-  /** bytesSent at the last flushDry(), and the timer that marks if no more follow (flushDry). */
-  private sentAtDryFlush = 0;
-  private readonly atRest = timer(REST_MARK_MS, () => this.markIfRested());
+  /** Marks bytes no mark covers once the stream rests (REST_MARK_MS); runs while they wait. */
+  private readonly restMark = timer(REST_MARK_MS, () => this.onRestMarkTimer());
+  /** bytesSent when the rest-mark timer was last started: more since, and the stream goes on. */
+  private sentAtRestLook = 0;
+  /** When the oldest byte no mark covers went out. */
+  private unmarkedSince = 0;
 
   constructor(
     private readonly ws: WebSocket,
@@ -133,30 +143,24 @@ export class ClientChannel {
   /**
    * Sends what was gathered where the stream comes to rest at a message the client must act on,
    * and a mark when MARK_AT_REST_BYTES or more went out since the last one: marks otherwise come a
-   * quarter window apart, and bytes no mark covers stay counted as held, against the isolate's
-   * budget, for as long as the session then rests.
+   * quarter window apart (or when the rest-mark timer finds the stream resting), and bytes no mark
+   * covers stay counted as held, against the isolate's budget, until one does.
    */
   flushAtRest(): void {
     this.flush();
     if (this.toClient && this.toClient.unmarked >= MARK_AT_REST_BYTES) this.markAll();
   }
 
-  /**
-   * Sends what was gathered when the reads ran dry. Mid-stream that happens often (PostgreSQL
-   * briefly slower than the relay), and a mark each time would have the client send an echo every
-   * few hundred kilobytes instead of every quarter window: so the mark waits until nothing more
-   * went out for REST_MARK_MS, where the stream has come to rest.
-   */
-  flushDry(): void {
-    this.flush();
-    if (!this.toClient || this.toClient.unmarked < MARK_AT_REST_BYTES) return;
-    this.sentAtDryFlush = this.bytesSent;
-    this.atRest.start();
-  }
-
-  /** REST_MARK_MS after the last dry flush: a mark, unless more went out meanwhile (the stream goes on). */
-  private markIfRested(): void {
-    if (this.bytesSent === this.sentAtDryFlush && this.toClient!.unmarked >= MARK_AT_REST_BYTES) this.markAll();
+  /** REST_MARK_MS after the timer started: a mark if the stream rested or trickled too long, else look again. */
+  private onRestMarkTimer(): void {
+    const toClient = this.toClient;
+    if (!this.open || !toClient || toClient.unmarked < MARK_AT_REST_BYTES) return;
+    if (this.bytesSent === this.sentAtRestLook || Date.now() - this.unmarkedSince >= MAX_UNMARKED_MS) {
+      this.markAll();
+      return;
+    }
+    this.sentAtRestLook = this.bytesSent;
+    this.restMark.start();
   }
 
   /** Sends `bytes` after whatever was gathered, at once. */
@@ -178,7 +182,10 @@ export class ClientChannel {
    */
   markBeforeWaiting(overBudget: boolean): void {
     const toClient = this.toClient;
-    if (toClient && (overBudget || toClient.room > 0 || !toClient.awaitingEcho)) this.markAll();
+    if (!toClient) return;
+    // After every echo there is to come, the unmarked bytes alone would still fill the window.
+    const echoesCannotReopen = !toClient.awaitingEcho || toClient.unmarked >= toClient.window;
+    if (overBudget || toClient.room > 0 || echoesCannotReopen) this.markAll();
   }
 
   /** A mark covering everything sent, so that its echo can free all of it. */
@@ -197,7 +204,7 @@ export class ClientChannel {
   close(code: number, reason: string): void {
     if (!this.open) return;
     this.open = false;
-    this.atRest.dispose();
+    this.restMark.dispose();
     if (this.gathering) giveBack(this.gathering);
     this.gathering = null;
     this.bufferedBytes = 0;
@@ -206,10 +213,17 @@ export class ClientChannel {
 
   private sendBinary(message: Uint8Array): void {
     if (!this.open) return;
+    const toClient = this.toClient;
+    if (toClient && toClient.unmarked === 0) this.unmarkedSince = Date.now();
     safely(() => this.ws.send(message));
     this.bytesSent += message.length;
-    const id = this.toClient?.count(message.length);
+    if (!toClient) return;
+    const id = toClient.count(message.length);
     if (id) this.sendText(markMessage(id));
+    else if (toClient.unmarked >= MARK_AT_REST_BYTES && !this.restMark.running) {
+      this.sentAtRestLook = this.bytesSent;
+      this.restMark.start();
+    }
   }
 
   private sendText(text: string): void {

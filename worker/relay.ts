@@ -132,7 +132,7 @@ class DryReads {
   private look(): void {
     this.armed = false;
     if (this.channel.isEmpty || this.hooks.isClosed()) return;
-    if (this.waiting && this.completed === this.seen) this.channel.flushDry();
+    if (this.waiting && this.completed === this.seen) this.channel.flush();
     else this.arm();
   }
 }

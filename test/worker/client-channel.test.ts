@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WINDOW_TO_CLIENT_BYTES } from '../../common/flow-control.js';
-import { ClientChannel, RELAY_BUFFER_BYTES, REST_MARK_MS } from '../../worker/client-channel.js';
+import { ClientChannel, MAX_UNMARKED_MS, RELAY_BUFFER_BYTES, REST_MARK_MS } from '../../worker/client-channel.js';
 
 /** Records what the channel sends, as a WebSocket's peer would receive it. */
 function recorder() {
@@ -72,6 +72,19 @@ describe('ClientChannel', () => {
     expect(channel.room).toBe(8 * 1024 * 1024);
   });
 
+  it('before the relay waits on a window that shrank below its unmarked bytes: a mark, or the echoes due would not reopen it', () => {
+    const { ws, sent } = recorder();
+    const channel = new ClientChannel(ws, true, 64 * 1024 * 1024); // marks 16 MiB apart
+    const marks = () => sent.filter((m): m is string => typeof m === 'string');
+    for (let i = 0; i < 400; i++) channel.add(new Uint8Array(RELAY_BUFFER_BYTES)); // 25 MiB, one mark at 16
+    expect(marks()).toHaveLength(1);
+    channel.setWindow(8 * 1024 * 1024); // 9 MiB unmarked: past the window even once the mark is echoed
+    channel.markBeforeWaiting(false);
+    expect(marks()).toHaveLength(2);
+    expect(channel.toClient!.echoed(marks()[1]!.slice(1))).toBe(true);
+    expect(channel.room).toBe(8 * 1024 * 1024);
+  });
+
   it('marks at rest what no mark covers yet, once it is more than the guaranteed share', () => {
     const { ws, sent } = recorder();
     const channel = new ClientChannel(ws, true);
@@ -88,44 +101,70 @@ describe('ClientChannel', () => {
     expect(channel.heldBytes).toBe(0);
   });
 
-  describe('when the reads run dry', () => {
+  describe('bytes no mark covers', () => {
     afterEach(() => {
       vi.useRealTimers();
     });
 
-    it('marks only once nothing more went out for a while: a pause mid-stream costs the client no echo', () => {
+    const setup = () => {
       vi.useFakeTimers();
       const { ws, sent } = recorder();
       const channel = new ClientChannel(ws, true);
       const marks = () => sent.filter((m): m is string => typeof m === 'string');
+      return { channel, marks };
+    };
+
+    it('get a mark once nothing more went out for a while: a pause mid-stream costs the client no echo', () => {
+      const { channel, marks } = setup();
       channel.add(new Uint8Array(300_000));
-      channel.flushDry(); // PostgreSQL was briefly slower: what was gathered goes, no mark yet
-      expect(marks()).toHaveLength(0);
+      channel.flush(); // the reads ran dry: what was gathered goes, no mark yet
       vi.advanceTimersByTime(REST_MARK_MS / 2);
       channel.add(new Uint8Array(300_000)); // the stream goes on
-      channel.flushDry();
-      vi.advanceTimersByTime(REST_MARK_MS / 2);
+      channel.flush();
+      vi.advanceTimersByTime(REST_MARK_MS);
       expect(marks()).toHaveLength(0);
       vi.advanceTimersByTime(REST_MARK_MS);
-      // Nothing more since the last dry read: the stream rests, and one mark covers all of it.
+      // Nothing more for a while: the stream rests, and one mark covers all of it.
       expect(marks()).toHaveLength(1);
       expect(channel.toClient!.echoed(marks()[0]!.slice(1))).toBe(true);
       expect(channel.heldBytes).toBe(0);
     });
 
-    it('does not mark when the stream went on after the pause, nor once the session closed', () => {
-      vi.useFakeTimers();
-      const { ws, sent } = recorder();
-      const channel = new ClientChannel(ws, true);
-      const marks = () => sent.filter((m) => typeof m === 'string');
-      channel.add(new Uint8Array(300_000));
-      channel.flushDry();
-      channel.add(new Uint8Array(RELAY_BUFFER_BYTES)); // a full message: sent as it fills
-      vi.advanceTimersByTime(REST_MARK_MS);
+    it('get a mark though the last of them went out as full messages, with nothing left to flush', () => {
+      const { channel, marks } = setup();
+      channel.add(new Uint8Array(4 * RELAY_BUFFER_BYTES)); // four full messages, sent as they fill
+      expect(channel.isEmpty).toBe(true);
+      vi.advanceTimersByTime(2 * REST_MARK_MS);
+      expect(marks()).toHaveLength(1);
+      expect(channel.toClient!.echoed(marks()[0]!.slice(1))).toBe(true);
+      expect(channel.heldBytes).toBe(0);
+    });
+
+    it('get a mark once the oldest went out MAX_UNMARKED_MS ago, in a stream that trickles without resting', () => {
+      const { channel, marks } = setup();
+      const step = REST_MARK_MS / 2;
+      let elapsed = 0;
+      while (marks().length === 0 && elapsed < 10 * MAX_UNMARKED_MS) {
+        channel.add(new Uint8Array(70_000)); // far less than a quarter window in all
+        channel.flush();
+        vi.advanceTimersByTime(step);
+        elapsed += step;
+      }
+      expect(marks()).toHaveLength(1);
+      expect(elapsed).toBeGreaterThanOrEqual(MAX_UNMARKED_MS);
+      expect(elapsed).toBeLessThanOrEqual(MAX_UNMARKED_MS + 2 * REST_MARK_MS);
+    });
+
+    it('get no mark below the guaranteed share, nor once the session closed', () => {
+      const { channel, marks } = setup();
+      channel.add(new Uint8Array(1000));
+      channel.flush();
+      vi.advanceTimersByTime(MAX_UNMARKED_MS);
       expect(marks()).toHaveLength(0);
-      channel.flushDry();
+      channel.add(new Uint8Array(300_000));
+      channel.flush();
       channel.close(1000, 'done');
-      vi.advanceTimersByTime(REST_MARK_MS);
+      vi.advanceTimersByTime(MAX_UNMARKED_MS);
       expect(marks()).toHaveLength(0);
       expect(vi.getTimerCount()).toBe(0);
     });
