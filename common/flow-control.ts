@@ -112,6 +112,11 @@ export class FlowSender {
     return this.sent - this.echoedAt;
   }
 
+  /** Bytes covered by echoed marks, counted from the start: what the receiver proved it received. */
+  get acknowledged(): number {
+    return this.echoedAt;
+  }
+
   /** Bytes sent after the last mark: no echo can cover them until another mark follows. */
   get unmarked(): number {
     return this.sent - this.lastMarkAt;

@@ -84,16 +84,21 @@ export class IsolateLoad {
   }
 
   /**
-   * The window toward its client a session holding `own` bytes may use now: half of what the other
-   * sessions leave of the budget, between WINDOW_TO_CLIENT_FLOOR_BYTES and the deployment's window.
-   * A session alone streams with the large window (fewer pauses for echoes, and fewer echoes); as
-   * others hold theirs, windows shrink, so that a few sessions streaming at once share the budget
-   * before any of them is held to its share by it.
+   * The window toward its client a session may use now, holding `own` bytes, its client having
+   * proven it received `acknowledged` bytes so far: half of what the other sessions leave of the
+   * budget, between WINDOW_TO_CLIENT_FLOOR_BYTES and the deployment's window. A session alone
+   * streams with the large window (fewer pauses for echoes, and fewer echoes); as others hold
+   * theirs, windows shrink, so that a few sessions streaming at once share the budget before any
+   * of them is held to its share by it. And a window grows past the floor only by what the client
+   * has acknowledged, as TCP's does: a client that never reads keeps the floor, so sessions opened
+   * to hold memory and let go (workerd frees what it queued for them only later) hold no more
+   * than before.
    */
-  windowToClient(config: BridgeConfig, own: number): number {
+  windowToClient(config: BridgeConfig, own: number, acknowledged: number): number {
     const cap = config.windowToClientBytes;
+    const floor = Math.min(WINDOW_TO_CLIENT_FLOOR_BYTES, cap);
     const othersLeave = config.isolateBudgetBytes - (this.held - own);
-    return Math.max(Math.min(WINDOW_TO_CLIENT_FLOOR_BYTES, cap), Math.min(cap, Math.floor(othersLeave / 2)));
+    return Math.max(floor, Math.min(cap, Math.floor(othersLeave / 2), floor + acknowledged));
   }
 
   /** True while the sessions together hold the whole budget: none may take more than its share. */

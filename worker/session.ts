@@ -423,7 +423,8 @@ export class BridgeSession {
    */
   private readableFromServer(): number {
     this.updateHeld();
-    this.channel.setWindow(this.load.windowToClient(this.config, this.held));
+    const acknowledged = this.channel.toClient?.acknowledged ?? 0;
+    this.channel.setWindow(this.load.windowToClient(this.config, this.held, acknowledged));
     const room = this.channel.room;
     if (!this.load.overBudget(this.config)) return room;
     return Math.min(room, Math.max(0, GUARANTEED_SHARE_BYTES - this.channel.heldBytes));

@@ -244,14 +244,21 @@ describe('lying acknowledgements', () => {
     await a.finish('forged echo');
   });
 
-  it.each([
-    ['reads everything and echoes nothing', false, WINDOW_TO_CLIENT_BYTES],
-    ['echoes each mark on arrival but stops reading TCP', true, WINDOW_TO_CLIENT_BYTES],
-    ['reads everything and echoes nothing, with a 1 MiB window set by the deployment', false, MiB],
+  // A client that never echoes has proven nothing: its window stays at the floor. One that echoes
+  // what arrived before it stopped reading may have grown its window, up to the deployment's.
+  it.each<[string, boolean, number, Partial<Env>]>([
+    ['reads everything and echoes nothing', false, WINDOW_TO_CLIENT_FLOOR_BYTES, {}],
+    ['echoes each mark on arrival but stops reading TCP', true, WINDOW_TO_CLIENT_BYTES, {}],
+    [
+      'reads everything and echoes nothing, with a 1 MiB window set by the deployment',
+      false,
+      MiB,
+      { WINDOW_TO_CLIENT_BYTES: String(MiB) },
+    ],
   ])(
     'a client asking for 300 MB that %s holds the bridge at its window, PostgreSQL waiting',
-    async (_, paused, window) => {
-      const a = await arena(window === WINDOW_TO_CLIENT_BYTES ? {} : { WINDOW_TO_CLIENT_BYTES: String(window) });
+    async (_, paused, window, bindings) => {
+      const a = await arena(bindings);
       const attacker = await askingFor(a, { echoMarks: paused });
       if (paused) attacker.pauseTcp();
       expect(await untilClientWrite(attacker.processId)).toBe('ClientWrite');
@@ -277,22 +284,35 @@ describe('lying acknowledgements', () => {
 });
 
 describe('clients streaming at once', () => {
-  it("share the isolate's budget: a second client that never echoes gets half of what the first leaves", async () => {
+  /**
+   * A client that reads and echoes until it received 20 MiB (its window grows), then reads on and
+   * echoes nothing more; once nothing more arrives, the bytes the bridge holds for it: those it
+   * received past its last echo.
+   */
+  async function holdingItsWindow(a: Arena): Promise<{ client: HostileClient; holds: number }> {
+    const client = await askingFor(a, { echoMarks: true });
+    await eventually(
+      async () => client.received,
+      (bytes) => bytes >= 20 * MiB,
+      10_000,
+    );
+    client.stopEchoing();
+    await untilClientWrite(client.processId);
+    return { client, holds: (await settledReceived(client)) - client.acknowledged };
+  }
+
+  it("share the isolate's budget: a second client holding its window gets half of what the first leaves", async () => {
     const a = await arena();
-    const first = await askingFor(a, { echoMarks: false });
-    await untilClientWrite(first.processId);
-    const firstGot = await settledReceived(first);
-    // Alone (the honest client holds little), its window is the deployment's.
-    expect(firstGot).toBeLessThanOrEqual(WINDOW_TO_CLIENT_BYTES);
-    expect(firstGot).toBeGreaterThan(WINDOW_TO_CLIENT_BYTES / 2);
-    const second = await askingFor(a, { echoMarks: false });
-    await untilClientWrite(second.processId);
-    const secondGot = await settledReceived(second);
-    // The first holds at least what it received: the second's window is at most half of the rest.
-    expect(secondGot).toBeLessThanOrEqual((DEFAULT_ISOLATE_BUDGET_BYTES - firstGot) / 2);
-    expect(secondGot).toBeGreaterThan(WINDOW_TO_CLIENT_FLOOR_BYTES / 2);
-    console.log(`two clients that never echo: the first got ${firstGot} bytes, the second ${secondGot}`);
-    for (const attacker of [first, second]) attacker.close();
+    const first = await holdingItsWindow(a);
+    // Alone (the honest client holds little), and having proven it reads, it has the deployment's window.
+    expect(first.holds).toBeLessThanOrEqual(WINDOW_TO_CLIENT_BYTES);
+    expect(first.holds).toBeGreaterThan(WINDOW_TO_CLIENT_BYTES / 2);
+    const second = await holdingItsWindow(a);
+    // The second's window is at most half of what the first leaves of the budget.
+    expect(second.holds).toBeLessThanOrEqual((DEFAULT_ISOLATE_BUDGET_BYTES - first.holds) / 2);
+    expect(second.holds).toBeGreaterThan(WINDOW_TO_CLIENT_FLOOR_BYTES / 2);
+    console.log(`two clients holding their windows: the first holds ${first.holds} bytes, the second ${second.holds}`);
+    for (const { client } of [first, second]) client.close();
     await a.finish('two clients streaming at once');
   });
 });

@@ -66,6 +66,8 @@ export class HostileClient {
   sent = 0;
   /** Marks the bridge sent. */
   marks = 0;
+  /** Binary bytes before the last mark echoed: what the bridge counts as proven received. */
+  acknowledged = 0;
   /** The backend's process id, from BackendKeyData at login. */
   processId = 0;
   /** The bridge's mark ids, in order, when not echoed at once. */
@@ -79,7 +81,7 @@ export class HostileClient {
 
   private constructor(
     readonly ws: WebSocket,
-    private readonly echoMarks: boolean,
+    private echoMarks: boolean,
   ) {
     ws.on('message', (data: Buffer, isBinary: boolean) => (isBinary ? this.onBinary(data) : this.onText(String(data))));
     ws.on('error', () => {});
@@ -191,6 +193,11 @@ export class HostileClient {
   }
 
   /** Stops reading from TCP: bytes and marks pile up in the kernel and the bridge's send queue. */
+  /** From now on marks are kept, not echoed: the client goes on reading and proves nothing more. */
+  stopEchoing(): void {
+    this.echoMarks = false;
+  }
+
   pauseTcp(): void {
     this.tcp.pause();
   }
@@ -228,8 +235,10 @@ export class HostileClient {
   private onText(text: string): void {
     if (!text.startsWith('m')) return;
     this.marks += 1;
-    if (this.echoMarks) this.text(`a${text.slice(1)}`);
-    else this.unechoed.push(text.slice(1));
+    if (this.echoMarks) {
+      this.text(`a${text.slice(1)}`);
+      this.acknowledged = this.received;
+    } else this.unechoed.push(text.slice(1));
   }
 
   /** Exactly `count` raw bytes, read before any message framing (the answer to SSLRequest). */

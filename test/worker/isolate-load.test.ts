@@ -22,21 +22,31 @@ describe('IsolateLoad', () => {
   it("gives a session a window of half what the others leave of the budget, between the floor and the deployment's window", () => {
     const MiB = 1024 * 1024;
     const defaults = loadConfig({ PG_HOST: 'db.internal' }); // 48 MiB budget, 24 MiB window
+    const drained = 100 * MiB; // clients that proved they received this much: no slow start left
     const load = new IsolateLoad();
-    expect(load.windowToClient(defaults, 0)).toBe(24 * MiB); // alone
+    expect(load.windowToClient(defaults, 0, drained)).toBe(24 * MiB); // alone
     load.hold(24 * MiB); // one session holds its window
-    expect(load.windowToClient(defaults, 24 * MiB)).toBe(24 * MiB); // its own bytes do not count
-    expect(load.windowToClient(defaults, 0)).toBe(12 * MiB); // a second one
+    expect(load.windowToClient(defaults, 24 * MiB, drained)).toBe(24 * MiB); // its own bytes do not count
+    expect(load.windowToClient(defaults, 0, drained)).toBe(12 * MiB); // a second one
     load.hold(12 * MiB);
-    expect(load.windowToClient(defaults, 0)).toBe(8 * MiB); // a third: the floor
-    expect(load.windowToClient(defaults, 12 * MiB)).toBe(12 * MiB);
+    expect(load.windowToClient(defaults, 0, drained)).toBe(8 * MiB); // a third: the floor
+    expect(load.windowToClient(defaults, 12 * MiB, drained)).toBe(12 * MiB);
     load.hold(30 * MiB); // over the budget: the budget, not the window, holds sessions back
-    expect(load.windowToClient(defaults, 0)).toBe(8 * MiB);
+    expect(load.windowToClient(defaults, 0, drained)).toBe(8 * MiB);
     // A deployment's smaller window is the window, however idle the isolate.
     const small = loadConfig({ PG_HOST: 'db.internal', WINDOW_TO_CLIENT_BYTES: String(MiB) });
-    expect(new IsolateLoad().windowToClient(small, 0)).toBe(MiB);
+    expect(new IsolateLoad().windowToClient(small, 0, drained)).toBe(MiB);
     // A small budget leaves every session the floor.
-    expect(new IsolateLoad().windowToClient(config, 0)).toBe(8 * MiB);
+    expect(new IsolateLoad().windowToClient(config, 0, drained)).toBe(8 * MiB);
+  });
+
+  it('grows a window past the floor only by what the client acknowledged, as TCP does', () => {
+    const MiB = 1024 * 1024;
+    const defaults = loadConfig({ PG_HOST: 'db.internal' });
+    const load = new IsolateLoad();
+    expect(load.windowToClient(defaults, 0, 0)).toBe(8 * MiB); // a client that never echoes
+    expect(load.windowToClient(defaults, 0, 6 * MiB)).toBe(14 * MiB);
+    expect(load.windowToClient(defaults, 0, 16 * MiB)).toBe(24 * MiB);
   });
 
   it('is over budget while the held bytes reach it, and still admits sessions then', () => {
