@@ -151,10 +151,15 @@ export class ClientChannel {
     if (this.toClient && this.toClient.unmarked >= MARK_AT_REST_BYTES) this.markAll();
   }
 
-  /** REST_MARK_MS after the timer started: a mark if the stream rested or trickled too long, else look again. */
+  /**
+   * REST_MARK_MS after the timer started: a mark if the stream rested or trickled too long, else
+   * look again. Not while the window is full and an echo is due: the relay waits for it, and looks
+   * again once it wakes (resumed()).
+   */
   private onRestMarkTimer(): void {
     const toClient = this.toClient;
     if (!this.open || !toClient || toClient.unmarked < MARK_AT_REST_BYTES) return;
+    if (toClient.room === 0 && toClient.awaitingEcho && toClient.unmarked < toClient.window) return;
     if (this.bytesSent === this.sentAtRestLook || Date.now() - this.unmarkedSince >= MAX_UNMARKED_MS) {
       this.markAll();
       return;
@@ -167,6 +172,11 @@ export class ClientChannel {
   sendNow(bytes: Uint8Array): void {
     this.flush();
     this.sendBinary(bytes);
+  }
+
+  /** The relay woke from waiting for room: bytes left unmarked while it waited are watched again. */
+  resumed(): void {
+    if (this.open) this.watchUnmarked();
   }
 
   /** The window toward the client from here on (IsolateLoad.windowToClient decides it). */
@@ -220,10 +230,15 @@ export class ClientChannel {
     if (!toClient) return;
     const id = toClient.count(message.length);
     if (id) this.sendText(markMessage(id));
-    else if (toClient.unmarked >= MARK_AT_REST_BYTES && !this.restMark.running) {
-      this.sentAtRestLook = this.bytesSent;
-      this.restMark.start();
-    }
+    else this.watchUnmarked();
+  }
+
+  /** Starts the rest-mark timer when MARK_AT_REST_BYTES or more wait unmarked and it is not running. */
+  private watchUnmarked(): void {
+    const toClient = this.toClient;
+    if (!toClient || toClient.unmarked < MARK_AT_REST_BYTES || this.restMark.running) return;
+    this.sentAtRestLook = this.bytesSent;
+    this.restMark.start();
   }
 
   private sendText(text: string): void {

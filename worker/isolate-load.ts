@@ -90,9 +90,9 @@ export class IsolateLoad {
    * streams with the large window (fewer pauses for echoes, and fewer echoes); as others hold
    * theirs, windows shrink, so that a few sessions streaming at once share the budget before any
    * of them is held to its share by it. And a window grows past the floor only by what the client
-   * has acknowledged, as TCP's does: a client that never reads keeps the floor, so sessions opened
-   * to hold memory and let go (workerd frees what it queued for them only later) hold no more
-   * than before.
+   * has acknowledged over the session: a client that never reads keeps the floor, so sessions
+   * opened to hold memory and let go (workerd frees what it queued for them only later) hold no
+   * more than with a fixed floor-sized window unless they first read 16 MiB each.
    */
   windowToClient(config: BridgeConfig, own: number, acknowledged: number): number {
     const cap = config.windowToClientBytes;

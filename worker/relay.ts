@@ -62,6 +62,7 @@ export async function relayServerToClient(
       channel.markBeforeWaiting(hooks.overBudget());
       await hooks.roomChanged();
       if (hooks.isClosed()) return;
+      channel.resumed();
     }
     const buffer: Uint8Array = streaming ? (large ??= takeBuffer()) : small;
     // Never more than the window has room for: what the bridge holds stays within it.

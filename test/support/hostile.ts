@@ -74,6 +74,8 @@ export class HostileClient {
   readonly unechoed: string[] = [];
   readonly ended: Promise<Ending>;
   private pending: Buffer = Buffer.alloc(0);
+  /** `received` when the newest mark arrived: the bytes it covers. */
+  private newestMarkAt = 0;
   private keep = true;
   private lastBinary: Buffer = Buffer.alloc(0);
   private readonly messages: BackendMessage[] = [];
@@ -192,12 +194,12 @@ export class HostileClient {
     return pumped;
   }
 
-  /** Stops reading from TCP: bytes and marks pile up in the kernel and the bridge's send queue. */
   /** From now on marks are kept, not echoed: the client goes on reading and proves nothing more. */
   stopEchoing(): void {
     this.echoMarks = false;
   }
 
+  /** Stops reading from TCP: bytes and marks pile up in the kernel and the bridge's send queue. */
   pauseTcp(): void {
     this.tcp.pause();
   }
@@ -208,7 +210,9 @@ export class HostileClient {
 
   /** Echoes every mark held back so far, as a client that caught up would. */
   echoHeldMarks(): void {
-    for (const id of this.unechoed.splice(0)) this.text(`a${id}`);
+    const held = this.unechoed.splice(0);
+    for (const id of held) this.text(`a${id}`);
+    if (held.length > 0) this.acknowledged = this.newestMarkAt;
   }
 
   close(): void {
@@ -235,6 +239,7 @@ export class HostileClient {
   private onText(text: string): void {
     if (!text.startsWith('m')) return;
     this.marks += 1;
+    this.newestMarkAt = this.received;
     if (this.echoMarks) {
       this.text(`a${text.slice(1)}`);
       this.acknowledged = this.received;

@@ -128,6 +128,40 @@ describe('ClientChannel', () => {
       expect(marks()).toHaveLength(1);
       expect(channel.toClient!.echoed(marks()[0]!.slice(1))).toBe(true);
       expect(channel.heldBytes).toBe(0);
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('in a long stream echoed as it goes, get only the quarter-window marks: their clock starts at each', () => {
+      const { channel, marks } = setup();
+      const quarter = channel.toClient!.window / 4;
+      let echoed = 0;
+      for (let ms = 0; ms < 3 * MAX_UNMARKED_MS; ms += REST_MARK_MS / 2) {
+        channel.add(new Uint8Array(quarter / 8)); // a quarter window every 80 ms
+        channel.flush();
+        for (const mark of marks().slice(echoed)) channel.toClient!.echoed(mark.slice(1));
+        echoed = marks().length;
+        vi.advanceTimersByTime(REST_MARK_MS / 2);
+      }
+      expect(marks()).toHaveLength(Math.floor(channel.bytesSent / quarter));
+      vi.advanceTimersByTime(2 * REST_MARK_MS);
+      expect(marks()).toHaveLength(Math.floor(channel.bytesSent / quarter) + 1); // and one where it rests
+    });
+
+    it('get no mark of their own while the window is full and an echo is due, and are watched again once the relay resumes', () => {
+      const { channel, marks } = setup();
+      channel.setWindow(1_000_000); // marks every 250,000 bytes
+      channel.add(new Uint8Array(1_000_000)); // full: the marks at 250,000 … 750,000 are out, 250,000 bytes after them
+      channel.flush();
+      expect(channel.room).toBe(0);
+      const out = marks().length;
+      vi.advanceTimersByTime(10 * REST_MARK_MS);
+      expect(marks()).toHaveLength(out);
+      expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true); // the window reopens
+      channel.resumed(); // and PostgreSQL has nothing more just now
+      vi.advanceTimersByTime(2 * REST_MARK_MS);
+      expect(marks()).toHaveLength(out + 1);
+      expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true);
+      expect(channel.heldBytes).toBe(0);
     });
 
     it('get a mark though the last of them went out as full messages, with nothing left to flush', () => {
