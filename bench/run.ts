@@ -30,10 +30,26 @@ const bridge = await startBridge({
   },
 });
 const credentials = { user: db.user, password: db.password, database: db.database };
-const over = (url: string, options: { flowControl?: boolean } = {}) =>
+/** Flow control's traffic on the bridge's path: the bridge's marks, and the client's echoes of them. */
+const flow = { marks: 0, echoes: 0 };
+/** The bridge path's WebSocket, counting `m…` texts received and `a…` texts sent. */
+class CountingWebSocket extends WebSocket {
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
+    super(...args);
+    this.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      if (!isBinary && data.toString().startsWith('m')) flow.marks += 1;
+    });
+  }
+
+  override send(data: unknown, ...rest: unknown[]): void {
+    if (typeof data === 'string' && data.startsWith('a')) flow.echoes += 1;
+    (super.send as (...args: unknown[]) => void)(data, ...rest);
+  }
+}
+const over = (url: string, options: { flowControl?: boolean } = {}, webSocket: unknown = WebSocket) =>
   new pg.Client({
     ...credentials,
-    stream: () => new Socket({ url, WebSocket: WebSocket as never, ...options }) as never,
+    stream: () => new Socket({ url, WebSocket: webSocket as never, ...options }) as never,
   });
 const clients = {
   direct: new pg.Client({ ...credentials, host: db.host, port: db.port, ssl: false }),
@@ -41,7 +57,7 @@ const clients = {
   // show how far two identical paths land apart on this machine.
   bridge: process.env.BENCH_SELF_CHECK
     ? over(new URL('/blind', bridge.url).href, { flowControl: false })
-    : over(bridge.url, { flowControl: !process.env.BENCH_NO_FLOW_CONTROL }),
+    : over(bridge.url, { flowControl: !process.env.BENCH_NO_FLOW_CONTROL }, CountingWebSocket),
   relay: over(new URL('/blind', bridge.url).href, { flowControl: false }),
 } as const;
 type Name = keyof typeof clients;
@@ -86,6 +102,7 @@ try {
     const sql = `SELECT repeat('x', ${rowBytes}) FROM generate_series(1, ${rows})`;
     const throughput = each(() => [] as number[]);
     for (const name of names) await streamRows(clients[name], sql); // warm-up, not counted
+    const before = { ...flow };
     for (let round = 0; round < BULK_ROUNDS; round++) {
       for (const name of orders[round % orders.length]!) {
         const start = performance.now();
@@ -95,7 +112,11 @@ try {
         throughput[name].push(BULK_MB / seconds);
       }
     }
-    return throughput;
+    const perResult = {
+      marks: (flow.marks - before.marks) / BULK_ROUNDS,
+      echoes: (flow.echoes - before.echoes) / BULK_ROUNDS,
+    };
+    return Object.assign(throughput, { flow: perResult });
   };
   const small = await bulk(1000);
   const large = await bulk(100_000);
@@ -113,6 +134,11 @@ try {
     const [rows1kb, rows100kb] = [median(small[name]), median(large[name])];
     console.log(`  ${name.padEnd(7)} ${rows1kb.toFixed(1).padStart(10)} ${rows100kb.toFixed(1).padStart(12)}`);
   }
+  console.log(
+    `bridge flow control per result: 1 KB rows ${small.flow.marks.toFixed(1)} marks, ` +
+      `${small.flow.echoes.toFixed(1)} echoes; 100 KB rows ${large.flow.marks.toFixed(1)} marks, ` +
+      `${large.flow.echoes.toFixed(1)} echoes`,
+  );
   // Against the blind relay, higher is better everywhere: its latency over the bridge's, the
   // bridge's throughput over its — per round, the median of the rounds' ratios.
   const overhead = {

@@ -39,5 +39,17 @@ describe('npm run bench', () => {
       );
     }
     expect(output).toMatch(/^relay_overhead_ratio=\d+\.\d\d$/m);
+    // Flow control's traffic on the bridge's path: each 1 MB result ends in at least one mark
+    // (where the stream rests), and the client echoes every mark it gets.
+    const flow =
+      /^bridge flow control per result: 1 KB rows (\d+\.\d) marks, (\d+\.\d) echoes; 100 KB rows (\d+\.\d) marks, (\d+\.\d) echoes$/m.exec(
+        output,
+      );
+    expect(flow, output).not.toBeNull();
+    const [marks1kb, echoes1kb, marks100kb, echoes100kb] = flow!.slice(1).map(Number);
+    expect(marks1kb).toBeGreaterThanOrEqual(1);
+    expect(marks100kb).toBeGreaterThanOrEqual(1);
+    expect(echoes1kb).toBe(marks1kb);
+    expect(echoes100kb).toBe(marks100kb);
   }, 120_000);
 });
