@@ -58,30 +58,21 @@ describe('ClientChannel', () => {
     expect(channel.heldBytes).toBe(0);
   });
 
-  it('before the relay waits on a window that shrank under unmarked bytes: a mark, or no echo would ever reopen it', () => {
+  // A window of 64 MiB marks 16 MiB apart; then other sessions take their share and it shrinks to 8.
+  it.each([
+    ['under unmarked bytes: no mark is out, so no echo would ever reopen it', 10, 0],
+    ['below its unmarked bytes: 9 MiB after the mark at 16, past the window once that is echoed', 25, 1],
+  ])('before the relay waits on a window that shrank %s: a mark', (_, mib, marksOut) => {
     const { ws, sent } = recorder();
-    const channel = new ClientChannel(ws, true, 64 * 1024 * 1024); // marks 16 MiB apart
+    const channel = new ClientChannel(ws, true, 64 * 1024 * 1024);
     const marks = () => sent.filter((m): m is string => typeof m === 'string');
-    for (let i = 0; i < 160; i++) channel.add(new Uint8Array(RELAY_BUFFER_BYTES)); // 10 MiB, no mark yet
-    expect(marks()).toHaveLength(0);
-    channel.setWindow(8 * 1024 * 1024); // other sessions took their share
+    for (let i = 0; i < mib * 16; i++) channel.add(new Uint8Array(RELAY_BUFFER_BYTES));
+    expect(marks()).toHaveLength(marksOut);
+    channel.setWindow(8 * 1024 * 1024);
     expect(channel.room).toBe(0);
     channel.markBeforeWaiting(false);
-    expect(marks()).toHaveLength(1);
-    expect(channel.toClient!.echoed(marks()[0]!.slice(1))).toBe(true);
-    expect(channel.room).toBe(8 * 1024 * 1024);
-  });
-
-  it('before the relay waits on a window that shrank below its unmarked bytes: a mark, or the echoes due would not reopen it', () => {
-    const { ws, sent } = recorder();
-    const channel = new ClientChannel(ws, true, 64 * 1024 * 1024); // marks 16 MiB apart
-    const marks = () => sent.filter((m): m is string => typeof m === 'string');
-    for (let i = 0; i < 400; i++) channel.add(new Uint8Array(RELAY_BUFFER_BYTES)); // 25 MiB, one mark at 16
-    expect(marks()).toHaveLength(1);
-    channel.setWindow(8 * 1024 * 1024); // 9 MiB unmarked: past the window even once the mark is echoed
-    channel.markBeforeWaiting(false);
-    expect(marks()).toHaveLength(2);
-    expect(channel.toClient!.echoed(marks()[1]!.slice(1))).toBe(true);
+    expect(marks()).toHaveLength(marksOut + 1);
+    expect(channel.toClient!.echoed(marks().at(-1)!.slice(1))).toBe(true);
     expect(channel.room).toBe(8 * 1024 * 1024);
   });
 
